@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RCU granule map: see addrmap.h.
+ *
+ * Slots hold 0 (unmapped), an object pointer (bit 0 clear), or a child node
+ * pointer with bit 0 set. Level 0 is the root; an entry at level l covers
+ * 2^shift[l] granules. Writers publish a child node before any value below
+ * it, and clear values before unlinking an emptied node, so a reader always
+ * sees either the old or the new mapping of each granule.
+ */
+#include "addrmap.h"
+
+#include "internal.h"
+#include "rcu.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LEAF_BITS 10u
+#define MID_BITS 10u
+#define LEVELS 3u
+#define GRANULE_SHIFT 16u
+
+struct addrmap_node {
+	struct rcu_head rcu;
+	uint32_t used; /* non-empty slots; writers only */
+	uint32_t level;
+	uintptr_t slot[];
+};
+
+/* Granule-number bits of the user address space; set once by addrmap_init. */
+static unsigned g_granule_bits;
+
+static void compute_granule_bits(void)
+{
+	uintptr_t last = (clrmemtrace__sys.user_limit - 1) >> GRANULE_SHIFT;
+	unsigned bits = 0;
+
+	while (last) {
+		bits++;
+		last >>= 1;
+	}
+	if (bits <= LEAF_BITS + MID_BITS) {
+		bits = LEAF_BITS + MID_BITS + 1;
+	}
+	__atomic_store_n(&g_granule_bits, bits, __ATOMIC_RELAXED);
+}
+
+static inline unsigned granule_bits(void)
+{
+	return g_granule_bits;
+}
+
+static unsigned level_shift(unsigned level)
+{
+	static const unsigned shift[LEVELS] = { LEAF_BITS + MID_BITS, LEAF_BITS, 0 };
+
+	return shift[level];
+}
+
+static uintptr_t level_slots(unsigned level)
+{
+	if (level == 0) {
+		return (uintptr_t)1 << (granule_bits() - LEAF_BITS - MID_BITS);
+	}
+	return (uintptr_t)1 << (level == 1 ? MID_BITS : LEAF_BITS);
+}
+
+static uintptr_t total_granules(void)
+{
+	return (uintptr_t)1 << granule_bits();
+}
+
+static struct addrmap_node *node_new(unsigned level)
+{
+	size_t n = level_slots(level);
+	struct addrmap_node *node = calloc(1, sizeof(*node) + n * sizeof(uintptr_t));
+
+	if (node) {
+		node->level = level;
+	}
+	return node;
+}
+
+static void node_free_rcu(struct rcu_head *head)
+{
+	free(container_of(head, struct addrmap_node, rcu));
+}
+
+static bool is_node(uintptr_t e)
+{
+	return e & 1u;
+}
+
+static struct addrmap_node *as_node(uintptr_t e)
+{
+	return (struct addrmap_node *)(e & ~(uintptr_t)1);
+}
+
+static uintptr_t load_slot(const struct addrmap_node *n, uintptr_t i)
+{
+	return __atomic_load_n(&n->slot[i], __ATOMIC_ACQUIRE);
+}
+
+static void store_slot(struct addrmap_node *n, uintptr_t i, uintptr_t v)
+{
+	__atomic_store_n(&n->slot[i], v, __ATOMIC_RELEASE);
+}
+
+int clrmemtrace__addrmap_init(struct addrmap *m)
+{
+	if (!granule_bits()) {
+		compute_granule_bits();
+	}
+	m->root = node_new(0);
+	return m->root ? 0 : ERROR_NOT_ENOUGH_MEMORY;
+}
+
+static void free_tree(struct addrmap_node *n)
+{
+	uintptr_t i, slots = level_slots(n->level);
+
+	for (i = 0; i < slots && n->used; i++) {
+		if (is_node(n->slot[i])) {
+			free_tree(as_node(n->slot[i]));
+		}
+	}
+	free(n);
+}
+
+void clrmemtrace__addrmap_fini(struct addrmap *m)
+{
+	if (m->root) {
+		free_tree(m->root);
+		m->root = NULL;
+	}
+}
+
+/*
+ * Walks the entries of node n (covering granules from `first`) that
+ * intersect [gb, ge). Pass 1 (value == NULL) creates the child nodes a later
+ * pass 2 needs; pass 2 stores value. Only pass 1 can fail.
+ */
+static int walk_insert(struct addrmap_node *n, uintptr_t first, uintptr_t gb, uintptr_t ge,
+		       void *value)
+{
+	unsigned shift = level_shift(n->level);
+	uintptr_t span = (uintptr_t)1 << shift;
+	uintptr_t i = (gb - first) >> shift, last = (ge - 1 - first) >> shift;
+
+	for (; i <= last; i++) {
+		uintptr_t ef = first + (i << shift), ee = ef + span;
+		uintptr_t lo = gb > ef ? gb : ef, hi = ge < ee ? ge : ee;
+		uintptr_t e = n->slot[i];
+		struct addrmap_node *child;
+		int err;
+
+		if (lo == ef && hi == ee) {
+			if (value) {
+				store_slot(n, i, (uintptr_t)value);
+				n->used++;
+			}
+			continue;
+		}
+		if (!is_node(e)) {
+			if (value) {
+				return ERROR_INTERNAL_ERROR; /* pass 1 created every node */
+			}
+			child = node_new(n->level + 1);
+			if (!child) {
+				return ERROR_NOT_ENOUGH_MEMORY;
+			}
+			store_slot(n, i, (uintptr_t)child | 1u);
+			n->used++;
+		} else {
+			child = as_node(e);
+		}
+		err = walk_insert(child, ef, lo, hi, value);
+		if (err) {
+			return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Clears the entries for [gb, ge) below n and unlinks nodes left empty.
+ * Empty nodes are freed after a grace period.
+ */
+static void walk_remove(struct addrmap_node *n, uintptr_t first, uintptr_t gb, uintptr_t ge)
+{
+	unsigned shift = level_shift(n->level);
+	uintptr_t span = (uintptr_t)1 << shift;
+	uintptr_t i = (gb - first) >> shift, last = (ge - 1 - first) >> shift;
+
+	for (; i <= last; i++) {
+		uintptr_t ef = first + (i << shift), ee = ef + span;
+		uintptr_t lo = gb > ef ? gb : ef, hi = ge < ee ? ge : ee;
+		uintptr_t e = n->slot[i];
+
+		if (!e) {
+			continue;
+		}
+		if (!is_node(e)) {
+			store_slot(n, i, 0);
+			n->used--;
+			continue;
+		}
+		walk_remove(as_node(e), ef, lo, hi);
+		if (as_node(e)->used == 0) {
+			store_slot(n, i, 0);
+			n->used--;
+			rcu_defer(&as_node(e)->rcu, node_free_rcu);
+		}
+	}
+}
+
+int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end, void *value)
+{
+	uintptr_t gb = base >> GRANULE_SHIFT;
+	uintptr_t ge = (end + CLRMEMTRACE_GRANULARITY - 1) >> GRANULE_SHIFT;
+	int err;
+
+	if (ge > total_granules() || gb >= ge || ((uintptr_t)value & 1u)) {
+		return ERROR_INVALID_PARAMETER;
+	}
+	err = walk_insert(m->root, 0, gb, ge, NULL);
+	if (err) {
+		/* Nodes created by pass 1 hold no value yet: unlink the empty ones. */
+		walk_remove(m->root, 0, gb, ge);
+		return err;
+	}
+	return walk_insert(m->root, 0, gb, ge, value);
+}
+
+void clrmemtrace__addrmap_remove(struct addrmap *m, uintptr_t base, uintptr_t end)
+{
+	uintptr_t gb = base >> GRANULE_SHIFT;
+	uintptr_t ge = (end + CLRMEMTRACE_GRANULARITY - 1) >> GRANULE_SHIFT;
+
+	if (ge > total_granules() || gb >= ge) {
+		return;
+	}
+	walk_remove(m->root, 0, gb, ge);
+}
+
+void *clrmemtrace__addrmap_lookup(const struct addrmap *m, uintptr_t addr)
+{
+	uintptr_t g = addr >> GRANULE_SHIFT;
+	const struct addrmap_node *n = m->root;
+	unsigned level;
+
+	if (g >= total_granules()) {
+		return NULL;
+	}
+	for (level = 0; level < LEVELS; level++) {
+		uintptr_t i = (g >> level_shift(level)) & (level_slots(level) - 1);
+		uintptr_t e = load_slot(n, i);
+
+		if (!is_node(e)) {
+			return (void *)e;
+		}
+		n = as_node(e);
+	}
+	return NULL;
+}
+
+/* Smallest mapped granule >= g below n (covering granules from first). */
+static void *find_next(const struct addrmap_node *n, uintptr_t first, uintptr_t g)
+{
+	unsigned shift = level_shift(n->level);
+	uintptr_t i = g > first ? (g - first) >> shift : 0, slots = level_slots(n->level);
+
+	for (; i < slots; i++) {
+		uintptr_t e = load_slot(n, i);
+		uintptr_t ef = first + (i << shift);
+		void *found;
+
+		if (!e) {
+			continue;
+		}
+		if (!is_node(e)) {
+			return (void *)e;
+		}
+		found = find_next(as_node(e), ef, g > ef ? g : ef);
+		if (found) {
+			return found;
+		}
+	}
+	return NULL;
+}
+
+/* Largest mapped granule < g below n (covering granules from first); g > first. */
+static void *find_prev(const struct addrmap_node *n, uintptr_t first, uintptr_t g)
+{
+	unsigned shift = level_shift(n->level);
+	uintptr_t slots = level_slots(n->level);
+	uintptr_t i = ((g - 1 - first) >> shift) + 1;
+
+	if (i > slots) {
+		i = slots;
+	}
+	while (i-- > 0) {
+		uintptr_t e = load_slot(n, i);
+		uintptr_t ef = first + (i << shift), ee = ef + ((uintptr_t)1 << shift);
+		void *found;
+
+		if (!e) {
+			continue;
+		}
+		if (!is_node(e)) {
+			return (void *)e;
+		}
+		found = find_prev(as_node(e), ef, g < ee ? g : ee);
+		if (found) {
+			return found;
+		}
+	}
+	return NULL;
+}
+
+void *clrmemtrace__addrmap_next(const struct addrmap *m, uintptr_t addr)
+{
+	uintptr_t g = addr >> GRANULE_SHIFT;
+
+	if (g >= total_granules()) {
+		return NULL;
+	}
+	return find_next(m->root, 0, g);
+}
+
+void *clrmemtrace__addrmap_prev(const struct addrmap *m, uintptr_t addr)
+{
+	uintptr_t g = addr >> GRANULE_SHIFT;
+
+	if (g == 0) {
+		return NULL;
+	}
+	if (g > total_granules()) {
+		g = total_granules();
+	}
+	return find_prev(m->root, 0, g);
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Read-copy-update from liburcu's "bulletproof" flavour, which needs no
+ * per-thread registration: the library is called from threads it does not
+ * own. Readers (VirtualQuery, heap frees) never wait; writers publish new
+ * versions and hand the old ones to call_rcu, so they never wait for readers
+ * either, not even for a reader that the runtime has suspended mid-query.
+ */
+#ifndef CLRMEMTRACE_RCU_H
+#define CLRMEMTRACE_RCU_H
+
+#include <urcu/urcu-bp.h>
+
+static inline void rcu_lock(void)
+{
+	urcu_bp_read_lock();
+}
+
+static inline void rcu_unlock(void)
+{
+	urcu_bp_read_unlock();
+}
+
+/* Loads a pointer published with rcu_publish (consume ordering). */
+#define rcu_load(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+/* Publishes a fully initialised object to readers. */
+#define rcu_publish(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+
+/* Frees head's container after a grace period, on liburcu's call_rcu thread. */
+static inline void rcu_defer(struct rcu_head *head, void (*fn)(struct rcu_head *))
+{
+	urcu_bp_call_rcu(head, fn);
+}
+
+#endif /* CLRMEMTRACE_RCU_H */

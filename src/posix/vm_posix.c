@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Win32 VirtualAlloc family on the mmap family, following Windows as
+ * Wine's conformance tests pin it (../shared/docs/win32-vm-semantics.md, cited
+ * below as "#n"), and Microsoft's documented contract where Wine is laxer.
+ *
+ * Bookkeeping follows Wine's two levels: one `struct region` per reservation
+ * (Wine's file_view), found through the RCU granule map, and per reservation a
+ * run array of page states (pagemap.h). Reserve maps PROT_NONE, commit and
+ * protect mprotect the whole range at once, decommit maps fresh PROT_NONE
+ * pages over the range (so recommitted memory reads zero), MEM_RESET
+ * madvises, release unmaps.
+ *
+ * Writers hold vm->lock across the OS call and the map update, and build
+ * whatever the update needs before the OS call, so a failure at any step
+ * leaves both the process and the map as they were. Readers (VirtualQuery)
+ * take no lock: they read the region map and the run arrays under RCU, and
+ * read the kernel's view for memory the manager does not own. A thread the
+ * runtime suspends in the middle of a write therefore never blocks a query.
+ */
+#include "vm.h"
+
+#include "addrmap.h"
+#include "os_posix.h"
+#include "pagemap.h"
+#include "procmaps.h"
+#include "rcu.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+_Static_assert(sizeof(struct rcu_head) <= sizeof(((struct pm_runs *)0)->owner),
+	       "pm_runs has room for an RCU head");
+
+struct region {
+	struct rcu_head rcu;
+	uintptr_t base; /* granule-aligned; immutable */
+	uintptr_t end;  /* page-aligned; immutable */
+	uint32_t allocation_protect;
+	uint32_t cache;        /* PAGE_NOCACHE / PAGE_WRITECOMBINE of the whole reservation */
+	struct pm_runs *runs;  /* RCU-published */
+	uint64_t committed;    /* committed pages; writers only */
+};
+
+struct vm {
+	pthread_mutex_t lock;
+	struct addrmap map;
+	uint64_t seq; /* state changes so far; written under lock, read without */
+	struct vm_stats stats;
+};
+
+/* Where the next NULL-address reservation is tried first (top-down, like the kernel). */
+static uintptr_t placement_hint;
+
+/* ---------- Helpers ---------- */
+
+static uintptr_t page_mask(void)
+{
+	return clrmemtrace__sys.page_size - 1;
+}
+
+static uintptr_t page_down(uintptr_t a)
+{
+	return a & ~page_mask();
+}
+
+/* Rounds a + size up to a page; false on overflow. */
+static bool page_end(uintptr_t a, size_t size, uintptr_t *end)
+{
+	uintptr_t e;
+
+	if (__builtin_add_overflow(a, size, &e) || __builtin_add_overflow(e, page_mask(), &e)) {
+		return false;
+	}
+	*end = e & ~page_mask();
+	return true;
+}
+
+static uint64_t to_pages(uintptr_t bytes)
+{
+	return bytes >> clrmemtrace__sys.page_shift;
+}
+
+static void runs_free_rcu(struct rcu_head *head)
+{
+	clrmemtrace__pm_free((struct pm_runs *)((char *)head - offsetof(struct pm_runs, owner)));
+}
+
+static void region_free_rcu(struct rcu_head *head)
+{
+	struct region *r = container_of(head, struct region, rcu);
+
+	clrmemtrace__pm_free(r->runs);
+	free(r);
+}
+
+static void bump_seq(struct vm *vm)
+{
+	__atomic_store_n(&vm->seq, vm->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Writers only: the reservation holding addr, or NULL. */
+static struct region *find_region(struct vm *vm, uintptr_t addr)
+{
+	struct region *r = clrmemtrace__addrmap_lookup(&vm->map, addr);
+
+	return r && addr >= r->base && addr < r->end ? r : NULL;
+}
+
+/* Replaces r's run array by `next` (built earlier) and frees the old one after readers. */
+static void region_publish(struct vm *vm, struct region *r, struct pm_runs *next)
+{
+	struct pm_runs *old = r->runs;
+	uint64_t before = clrmemtrace__pm_count(old, 0, old->pages, PM_COMMITTED, PM_COMMITTED);
+	uint64_t after = clrmemtrace__pm_count(next, 0, next->pages, PM_COMMITTED, PM_COMMITTED);
+
+	rcu_publish(r->runs, next);
+	rcu_defer((struct rcu_head *)old->owner, runs_free_rcu);
+	r->committed = r->committed - before + after;
+	vm->stats.committed_bytes = vm->stats.committed_bytes - (before << clrmemtrace__sys.page_shift) +
+				    (after << clrmemtrace__sys.page_shift);
+	bump_seq(vm);
+}
+
+/* Best effort after a failed mprotect that may have changed part of a range. */
+static void restore_protections(struct region *r, uint64_t first, uint64_t end)
+{
+	const struct pm_runs *runs = r->runs;
+	uint32_t i;
+
+	for (i = clrmemtrace__pm_find(runs, first); i < runs->count; i++) {
+		uint64_t s = pm_run_start(runs, i), e = pm_run_end(runs, i);
+
+		if (s >= end) {
+			break;
+		}
+		s = s > first ? s : first;
+		e = e < end ? e : end;
+		clrmemtrace__os_protect(r->base + (s << clrmemtrace__sys.page_shift),
+					(e - s) << clrmemtrace__sys.page_shift,
+					clrmemtrace__pm_to_unix(pm_run_state(runs, i)));
+	}
+}
+
+/* ---------- Lifetime ---------- */
+
+int clrmemtrace__vm_create(struct vm **out)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int err;
+
+	if (!vm) {
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	err = clrmemtrace__addrmap_init(&vm->map);
+	if (err) {
+		free(vm);
+		return err;
+	}
+	pthread_mutex_init(&vm->lock, NULL);
+	*out = vm;
+	return 0;
+}
+
+void clrmemtrace__vm_destroy(struct vm *vm)
+{
+	uintptr_t at = 0;
+	struct region *r;
+
+	if (!vm) {
+		return;
+	}
+	while ((r = clrmemtrace__addrmap_next(&vm->map, at)) != NULL) {
+		at = (r->end + CLRMEMTRACE_GRANULARITY - 1) & ~(CLRMEMTRACE_GRANULARITY - 1);
+		clrmemtrace__pm_free(r->runs);
+		free(r);
+	}
+	clrmemtrace__addrmap_fini(&vm->map);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
+
+void clrmemtrace__vm_lock(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+}
+
+void clrmemtrace__vm_unlock(struct vm *vm)
+{
+	pthread_mutex_unlock(&vm->lock);
+}
+
+uint64_t clrmemtrace__vm_seq(struct vm *vm)
+{
+	return __atomic_load_n(&vm->seq, __ATOMIC_ACQUIRE);
+}
+
+void clrmemtrace__vm_stats(struct vm *vm, struct vm_stats *stats)
+{
+	*stats = vm->stats;
+}
+
+/* ---------- VirtualAlloc ---------- */
+
+/* A new reservation of [base, base+len) (base 0: anywhere), committed when `state` is. */
+static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uint32_t protect,
+		   uint32_t cache, bool top_down, void **out)
+{
+	struct region *r = calloc(1, sizeof(*r));
+	int prot = clrmemtrace__pm_to_unix(state);
+	int err;
+
+	if (!r) {
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	r->runs = clrmemtrace__pm_new(to_pages(len), state);
+	if (!r->runs) {
+		free(r);
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	if (base) {
+		err = clrmemtrace__os_map_fixed_noreplace(base, len, prot);
+	} else {
+		uintptr_t h = __atomic_load_n(&placement_hint, __ATOMIC_RELAXED), hint = 0;
+		void *p = NULL;
+
+		if (!top_down && h > len && h - len >= clrmemtrace__sys.user_min) {
+			hint = (h - len) & ~(CLRMEMTRACE_GRANULARITY - 1);
+		}
+		err = clrmemtrace__os_map_aligned(len, CLRMEMTRACE_GRANULARITY, prot, hint, &p);
+		base = (uintptr_t)p;
+	}
+	if (err) {
+		clrmemtrace__pm_free(r->runs);
+		free(r);
+		return err;
+	}
+	r->base = base;
+	r->end = base + len;
+	r->allocation_protect = protect;
+	r->cache = cache;
+	r->committed = (state & PM_COMMITTED) ? to_pages(len) : 0;
+	err = clrmemtrace__addrmap_insert(&vm->map, r->base, r->end, r);
+	if (err) {
+		clrmemtrace__os_unmap(r->base, len);
+		clrmemtrace__pm_free(r->runs);
+		free(r);
+		return err;
+	}
+	__atomic_store_n(&placement_hint, base, __ATOMIC_RELAXED);
+	vm->stats.regions++;
+	vm->stats.reserved_bytes += len;
+	vm->stats.committed_bytes += r->committed << clrmemtrace__sys.page_shift;
+	bump_seq(vm);
+	*out = (void *)base;
+	return 0;
+}
+
+/* Commits [base, end), which must lie in one reservation (#17, #20-25). */
+static int commit(struct vm *vm, uintptr_t base, uintptr_t end, uint32_t protect, void **out)
+{
+	struct region *r = find_region(vm, base);
+	struct pm_runs *next;
+	uint64_t first, last;
+	uint32_t cache;
+	uint8_t state;
+	int err;
+
+	if (!r || end > r->end) {
+		return ERROR_INVALID_ADDRESS;
+	}
+	/* Wine checks the range before the protection. */
+	err = clrmemtrace__pm_from_win32(protect, &state, &cache);
+	if (err) {
+		return err;
+	}
+	first = to_pages(base - r->base);
+	last = to_pages(end - r->base);
+	next = clrmemtrace__pm_set(r->runs, first, last, state);
+	if (!next) {
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	err = clrmemtrace__os_protect(base, end - base, clrmemtrace__pm_to_unix(state));
+	if (err) {
+		restore_protections(r, first, last);
+		clrmemtrace__pm_free(next);
+		return err;
+	}
+	region_publish(vm, r, next);
+	*out = (void *)base;
+	return 0;
+}
+
+/* MEM_RESET: the pages keep their state; their contents may be dropped (#59-61). */
+static int reset(struct vm *vm, uintptr_t base, uintptr_t end, void **out)
+{
+	struct region *r = find_region(vm, base);
+	uint64_t first, last;
+	int err;
+
+	if (!r || end > r->end) {
+		return ERROR_INVALID_ADDRESS;
+	}
+	first = to_pages(base - r->base);
+	last = to_pages(end - r->base);
+	if (clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED)) {
+		err = clrmemtrace__os_reset(base, end - base);
+		if (err) {
+			return err;
+		}
+	}
+	*out = (void *)base;
+	return 0;
+}
+
+int clrmemtrace__vm_alloc(struct vm *vm, void *address, size_t size, uint32_t type,
+			  uint32_t protect, void **out)
+{
+	const uint32_t known = MEM_COMMIT | MEM_RESERVE | MEM_RESET | MEM_TOP_DOWN | MEM_WRITE_WATCH;
+	uintptr_t addr = (uintptr_t)address, base = 0, end = 0;
+	uint32_t cache;
+	uint8_t state;
+	int err;
+
+	*out = NULL;
+	/* Wine's order of checks (NtAllocateVirtualMemory, allocate_virtual_memory). */
+	if (size == 0) {
+		return ERROR_INVALID_PARAMETER; /* #1 */
+	}
+	if (type & ~known) {
+		return ERROR_INVALID_PARAMETER; /* #6, #7: AT_ROUND_TO_PAGE, LARGE_PAGES, ... */
+	}
+	if (size >= clrmemtrace__sys.user_limit) {
+		return ERROR_INVALID_PARAMETER; /* beyond the address space (#10, Wine) */
+	}
+	if (addr) {
+		/* #13: reservations round down to 64 KiB, commits to a page; #14: whole pages. */
+		base = (type & MEM_RESERVE) ? addr & ~(CLRMEMTRACE_GRANULARITY - 1) : page_down(addr);
+		if (!page_end(addr, size, &end) || base < clrmemtrace__sys.user_min ||
+		    end > clrmemtrace__sys.user_limit) {
+			return ERROR_INVALID_PARAMETER; /* #9 */
+		}
+	}
+	if (!(type & (MEM_COMMIT | MEM_RESERVE | MEM_RESET))) {
+		return ERROR_INVALID_PARAMETER; /* #7 */
+	}
+	if (type & MEM_RESET) {
+		/* #62: MEM_RESET stands alone, applies to existing pages, and flProtect must be valid. */
+		if (type != MEM_RESET || !addr) {
+			return ERROR_INVALID_PARAMETER;
+		}
+		err = clrmemtrace__pm_from_win32(protect, &state, &cache);
+		if (err) {
+			return err;
+		}
+		return reset(vm, base, end, out);
+	}
+	if (type & MEM_WRITE_WATCH) {
+		/*
+		 * #8: needs MEM_RESERVE. And the interfaces carry no GetWriteWatch, so a
+		 * runtime that got write-watch memory here would call the OS's GetWriteWatch
+		 * on it: refuse, and the CLR turns concurrent GC off (DESIGN.md).
+		 */
+		return ERROR_INVALID_PARAMETER;
+	}
+	if ((type & MEM_RESERVE) || !addr) {
+		uint8_t initial;
+
+		err = clrmemtrace__pm_from_win32(protect, &state, &cache); /* #2-4 */
+		if (err) {
+			return err;
+		}
+		initial = (type & MEM_COMMIT) ? state : PM_RESERVED; /* #16 */
+		if (!addr) {
+			if (!page_end(0, size, &end)) {
+				return ERROR_INVALID_PARAMETER;
+			}
+			return reserve(vm, 0, end, initial, protect & 0x7ff, cache,
+				       (type & MEM_TOP_DOWN) != 0, out);
+		}
+		return reserve(vm, base, end - base, initial, protect & 0x7ff, cache, false, out);
+	}
+	return commit(vm, base, end, protect, out);
+}
+
+/* ---------- VirtualFree ---------- */
+
+static int decommit(struct vm *vm, struct region *r, uintptr_t base, uintptr_t end)
+{
+	uint64_t first = to_pages(base - r->base), last = to_pages(end - r->base);
+	struct pm_runs *next;
+	int err;
+
+	if (!clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED)) {
+		return 0; /* #31: nothing committed, nothing to do */
+	}
+	next = clrmemtrace__pm_set(r->runs, first, last, PM_RESERVED);
+	if (!next) {
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	err = clrmemtrace__os_map_fresh(base, end - base);
+	if (err) {
+		/*
+		 * Kernels before 6.12 may already have unmapped the range when a
+		 * MAP_FIXED mmap fails. Put a reservation back: then the pages are
+		 * decommitted after all, and the map says so.
+		 */
+		if (clrmemtrace__os_is_mapped(base, end - base) ||
+		    clrmemtrace__os_map_fixed_noreplace(base, end - base, PROT_NONE) != 0) {
+			clrmemtrace__pm_free(next);
+			return err;
+		}
+	}
+	region_publish(vm, r, next);
+	return 0;
+}
+
+static int release(struct vm *vm, struct region *r)
+{
+	size_t len = r->end - r->base;
+	int err = clrmemtrace__os_unmap(r->base, len);
+
+	if (err) {
+		return err;
+	}
+	clrmemtrace__addrmap_remove(&vm->map, r->base, r->end);
+	vm->stats.regions--;
+	vm->stats.reserved_bytes -= len;
+	vm->stats.committed_bytes -= r->committed << clrmemtrace__sys.page_shift;
+	__atomic_store_n(&placement_hint, r->end, __ATOMIC_RELAXED);
+	bump_seq(vm);
+	rcu_defer(&r->rcu, region_free_rcu);
+	return 0;
+}
+
+int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t type)
+{
+	uintptr_t addr = (uintptr_t)address, base, end = 0;
+	struct region *r;
+
+	/* kernelbase's VirtualFreeEx, then NtFreeVirtualMemory's order of checks. */
+	if (type == MEM_RELEASE && size) {
+		return ERROR_INVALID_PARAMETER; /* #29 */
+	}
+	base = page_down(addr);
+	if (size && !page_end(addr, size, &end)) {
+		return ERROR_INVALID_PARAMETER;
+	}
+	if (!base) {
+		return ERROR_INVALID_PARAMETER; /* #35 */
+	}
+	r = find_region(vm, base);
+	if (!r) {
+		return ERROR_INVALID_ADDRESS; /* #35: not allocated, including a second release */
+	}
+	if (!size) {
+		if (base != r->base) {
+			return ERROR_INVALID_ADDRESS; /* #33, #34: not at the allocation base */
+		}
+		end = r->end;
+	}
+	if (end > r->end) {
+		return ERROR_INVALID_PARAMETER; /* #36 */
+	}
+	switch (type) {
+	case MEM_DECOMMIT:
+		return decommit(vm, r, base, end);
+	case MEM_RELEASE:
+		return release(vm, r); /* #38: whatever its pages' states */
+	default:
+		return ERROR_INVALID_PARAMETER; /* #27, #28, #30 */
+	}
+}
+
+/* ---------- VirtualProtect ---------- */
+
+int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t protect,
+			    uint32_t *old_protect)
+{
+	uintptr_t addr = (uintptr_t)address, base = page_down(addr), end;
+	struct pm_runs *next;
+	struct region *r;
+	uint64_t first, last;
+	uint32_t cache;
+	uint8_t state, first_state;
+	int err;
+
+	*old_protect = 0;
+	if (!page_end(addr, size, &end)) {
+		return ERROR_INVALID_PARAMETER;
+	}
+	r = find_region(vm, base);
+	if (!r) {
+		/*
+		 * Wine answers 87 here (no view holds the range); Windows reports
+		 * unallocated memory as ERROR_INVALID_ADDRESS, as VirtualFree does.
+		 */
+		return ERROR_INVALID_ADDRESS;
+	}
+	if (end > r->end) {
+		return ERROR_INVALID_PARAMETER; /* #49a: the range leaves the reservation */
+	}
+	first = to_pages(base - r->base);
+	last = to_pages(end - r->base);
+	first_state = pm_run_state(r->runs, clrmemtrace__pm_find(r->runs, first));
+	if (!(first_state & PM_COMMITTED) ||
+	    clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED) != last - first) {
+		return ERROR_INVALID_ADDRESS; /* #40, #41 */
+	}
+	err = clrmemtrace__pm_from_win32(protect, &state, &cache); /* #45, #46 */
+	if (err) {
+		return err;
+	}
+	/* #43, #66: the first page's protection, with the reservation's cache modifier. */
+	*old_protect = clrmemtrace__pm_to_win32(first_state) | r->cache;
+	if (first == last) {
+		return 0; /* a zero-length range at a page boundary changes nothing */
+	}
+	next = clrmemtrace__pm_set(r->runs, first, last, state);
+	if (!next) {
+		*old_protect = 0;
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	err = clrmemtrace__os_protect(base, end - base, clrmemtrace__pm_to_unix(state));
+	if (err) {
+		restore_protections(r, first, last);
+		clrmemtrace__pm_free(next);
+		*old_protect = 0;
+		return err;
+	}
+	region_publish(vm, r, next);
+	return 0;
+}
+
+/* ---------- VirtualQuery ---------- */
+
+static void fill_owned(const struct region *r, const struct pm_runs *runs, uintptr_t page,
+		       MEMORY_BASIC_INFORMATION *mbi)
+{
+	uint64_t p = to_pages(page - r->base);
+	uint32_t i = clrmemtrace__pm_find(runs, p);
+	uint8_t state = pm_run_state(runs, i);
+
+	memset(mbi, 0, sizeof(*mbi));
+	mbi->BaseAddress = (void *)page;
+	mbi->AllocationBase = (void *)r->base;
+	mbi->AllocationProtect = r->allocation_protect;
+	mbi->RegionSize = (size_t)(pm_run_end(runs, i) - p) << clrmemtrace__sys.page_shift;
+	if (state & PM_COMMITTED) {
+		mbi->State = MEM_COMMIT;
+		mbi->Protect = clrmemtrace__pm_to_win32(state) | r->cache; /* #53, #66 */
+	} else {
+		mbi->State = MEM_RESERVE;
+		mbi->Protect = 0; /* #15 */
+	}
+	mbi->Type = MEM_PRIVATE;
+}
+
+int clrmemtrace__vm_query(struct vm *vm, const void *address, MEMORY_BASIC_INFORMATION *mbi,
+			  uint64_t *seq_before, uint64_t *seq_after)
+{
+	uintptr_t addr = (uintptr_t)address, page = page_down(addr), lo, hi;
+	const struct region *r, *near;
+	int err = 0;
+
+	if (addr >= clrmemtrace__sys.user_limit) {
+		return ERROR_INVALID_PARAMETER; /* #56 */
+	}
+	*seq_before = __atomic_load_n(&vm->seq, __ATOMIC_ACQUIRE);
+	rcu_lock();
+	r = clrmemtrace__addrmap_lookup(&vm->map, addr);
+	if (r && addr >= r->base && addr < r->end) {
+		fill_owned(r, rcu_load(r->runs), page, mbi);
+		rcu_unlock();
+		goto end;
+	}
+	/* Not ours: the kernel's view, bounded by our neighbouring reservations. */
+	if (r) {
+		lo = r->end; /* addr is in the unused tail of r's last granule */
+	} else {
+		near = clrmemtrace__addrmap_prev(&vm->map, addr);
+		lo = near ? near->end : 0;
+	}
+	near = clrmemtrace__addrmap_next(&vm->map, (addr | (CLRMEMTRACE_GRANULARITY - 1)) + 1);
+	hi = near ? near->base : clrmemtrace__sys.user_limit;
+	rcu_unlock();
+	err = clrmemtrace__procmaps_query(addr, lo, hi, mbi);
+end:
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	*seq_after = __atomic_load_n(&vm->seq, __ATOMIC_RELAXED);
+	return err;
+}
+
+/* ---------- State dump ---------- */
+
+int clrmemtrace__vm_foreach_run(struct vm *vm, vm_run_fn fn, void *ctx)
+{
+	uintptr_t at = 0;
+	struct region *r;
+
+	while ((r = clrmemtrace__addrmap_next(&vm->map, at)) != NULL) {
+		const struct pm_runs *runs = r->runs;
+		uint32_t i;
+
+		for (i = 0; i < runs->count; i++) {
+			uint8_t state = pm_run_state(runs, i);
+			struct vm_run run = {
+				.base = r->base + (pm_run_start(runs, i) << clrmemtrace__sys.page_shift),
+				.allocation_base = r->base,
+				.size = (size_t)(pm_run_end(runs, i) - pm_run_start(runs, i))
+					<< clrmemtrace__sys.page_shift,
+				.state = (state & PM_COMMITTED) ? MEM_COMMIT : MEM_RESERVE,
+				.protect = (state & PM_COMMITTED)
+						   ? clrmemtrace__pm_to_win32(state) | r->cache
+						   : 0,
+				.allocation_protect = r->allocation_protect,
+			};
+			int ret = fn(ctx, &run);
+
+			if (ret) {
+				return ret;
+			}
+		}
+		at = (r->end + CLRMEMTRACE_GRANULARITY - 1) & ~(CLRMEMTRACE_GRANULARITY - 1);
+	}
+	return 0;
+}
