@@ -76,6 +76,13 @@ struct pm_runs *clrmemtrace__pm_set(const struct pm_runs *r, uint64_t first, uin
 	if (!n) {
 		return NULL;
 	}
+	if (first >= end) {
+		/* An empty range changes nothing; a zero-length run would break the invariants. */
+		for (i = 0; i < r->count; i++) {
+			runs_append(n, pm_run_start(r, i), pm_run_state(r, i));
+		}
+		return n;
+	}
 	ifirst = clrmemtrace__pm_find(r, first);
 	for (i = 0; i < ifirst; i++) {
 		runs_append(n, pm_run_start(r, i), pm_run_state(r, i));
