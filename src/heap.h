@@ -23,9 +23,7 @@ struct heap;
 struct heap_stats {
 	uint64_t live_blocks;
 	uint64_t live_bytes; /* sizes the callers asked for */
-	uint64_t allocs;
-	uint64_t frees;
-	uint64_t os_bytes; /* memory obtained from the OS */
+	uint64_t os_bytes;   /* memory obtained from the OS */
 };
 
 typedef void (*heap_block_fn)(void *ctx, void *ptr, size_t size);
@@ -47,7 +45,10 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 void clrmemtrace__heap_lock_all(struct heap *h);
 void clrmemtrace__heap_unlock_all(struct heap *h);
 
-/* Heap locked (lock_all) or quiescent. */
+/*
+ * Heap locked (lock_all). Counts the live blocks by walking the heap (the
+ * fast paths keep no counters), so it costs time proportional to the heap.
+ */
 void clrmemtrace__heap_stats_locked(struct heap *h, struct heap_stats *stats);
 
 /* Heap locked: calls fn for each live block; stops when fn returns non-zero. */

@@ -4,7 +4,7 @@
  */
 #include "internal.h"
 
-HRESULT clrmemtrace__hresult(int err)
+HRESULT clrmemtrace__hresult_slow(int err)
 {
 	switch (err) {
 	case 0:

@@ -39,7 +39,12 @@
  * HRESULT an interface method returns: out-of-memory conditions become
  * E_OUTOFMEMORY, everything else HRESULT_FROM_WIN32(err).
  */
-HRESULT clrmemtrace__hresult(int err);
+HRESULT clrmemtrace__hresult_slow(int err);
+
+static inline HRESULT clrmemtrace__hresult(int err)
+{
+	return likely(err == 0) ? S_OK : clrmemtrace__hresult_slow(err);
+}
 
 /* ---------- Process-wide facts ---------- */
 

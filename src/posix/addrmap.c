@@ -16,20 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LEAF_BITS 10u
-#define MID_BITS 10u
+#define LEAF_BITS ADDRMAP_LEAF_BITS
+#define MID_BITS ADDRMAP_MID_BITS
 #define LEVELS 3u
-#define GRANULE_SHIFT 16u
+#define GRANULE_SHIFT ADDRMAP_GRANULE_SHIFT
 
-struct addrmap_node {
-	struct rcu_head rcu;
-	uint32_t used; /* non-empty slots; writers only */
-	uint32_t level;
-	uintptr_t slot[];
-};
+_Static_assert(sizeof(struct rcu_head) <= sizeof(((struct addrmap_node *)0)->rcu_head_space),
+	       "addrmap_node has room for an RCU head");
 
-/* Granule-number bits of the user address space; set once by addrmap_init. */
-static unsigned g_granule_bits;
+#define NODE_RCU(n) ((struct rcu_head *)(n)->rcu_head_space)
+
+unsigned clrmemtrace__addrmap_granule_bits;
 
 static void compute_granule_bits(void)
 {
@@ -43,12 +40,12 @@ static void compute_granule_bits(void)
 	if (bits <= LEAF_BITS + MID_BITS) {
 		bits = LEAF_BITS + MID_BITS + 1;
 	}
-	__atomic_store_n(&g_granule_bits, bits, __ATOMIC_RELAXED);
+	__atomic_store_n(&clrmemtrace__addrmap_granule_bits, bits, __ATOMIC_RELAXED);
 }
 
 static inline unsigned granule_bits(void)
 {
-	return g_granule_bits;
+	return clrmemtrace__addrmap_granule_bits;
 }
 
 static unsigned level_shift(unsigned level)
@@ -84,7 +81,7 @@ static struct addrmap_node *node_new(unsigned level)
 
 static void node_free_rcu(struct rcu_head *head)
 {
-	free(container_of(head, struct addrmap_node, rcu));
+	free((struct addrmap_node *)((char *)head - offsetof(struct addrmap_node, rcu_head_space)));
 }
 
 static bool is_node(uintptr_t e)
@@ -107,8 +104,24 @@ static void store_slot(struct addrmap_node *n, uintptr_t i, uintptr_t v)
 	__atomic_store_n(&n->slot[i], v, __ATOMIC_RELEASE);
 }
 
+/* Every non-root node with no entry is counted in m->empty_nodes. */
+static void node_used_inc(struct addrmap *m, struct addrmap_node *n)
+{
+	if (n->used++ == 0 && n->level != 0) {
+		m->empty_nodes--;
+	}
+}
+
+static void node_used_dec(struct addrmap *m, struct addrmap_node *n)
+{
+	if (--n->used == 0 && n->level != 0) {
+		m->empty_nodes++;
+	}
+}
+
 int clrmemtrace__addrmap_init(struct addrmap *m)
 {
+	m->empty_nodes = 0;
 	if (!granule_bits()) {
 		compute_granule_bits();
 	}
@@ -141,8 +154,8 @@ void clrmemtrace__addrmap_fini(struct addrmap *m)
  * intersect [gb, ge). Pass 1 (value == NULL) creates the child nodes a later
  * pass 2 needs; pass 2 stores value. Only pass 1 can fail.
  */
-static int walk_insert(struct addrmap_node *n, uintptr_t first, uintptr_t gb, uintptr_t ge,
-		       void *value)
+static int walk_insert(struct addrmap *m, struct addrmap_node *n, uintptr_t first, uintptr_t gb,
+		       uintptr_t ge, void *value)
 {
 	unsigned shift = level_shift(n->level);
 	uintptr_t span = (uintptr_t)1 << shift;
@@ -155,10 +168,10 @@ static int walk_insert(struct addrmap_node *n, uintptr_t first, uintptr_t gb, ui
 		struct addrmap_node *child;
 		int err;
 
-		if (lo == ef && hi == ee) {
+		if (lo == ef && hi == ee && !is_node(e)) {
 			if (value) {
 				store_slot(n, i, (uintptr_t)value);
-				n->used++;
+				node_used_inc(m, n);
 			}
 			continue;
 		}
@@ -170,12 +183,13 @@ static int walk_insert(struct addrmap_node *n, uintptr_t first, uintptr_t gb, ui
 			if (!child) {
 				return ERROR_NOT_ENOUGH_MEMORY;
 			}
+			m->empty_nodes++;
 			store_slot(n, i, (uintptr_t)child | 1u);
-			n->used++;
+			node_used_inc(m, n);
 		} else {
 			child = as_node(e);
 		}
-		err = walk_insert(child, ef, lo, hi, value);
+		err = walk_insert(m, child, ef, lo, hi, value);
 		if (err) {
 			return err;
 		}
@@ -183,15 +197,13 @@ static int walk_insert(struct addrmap_node *n, uintptr_t first, uintptr_t gb, ui
 	return 0;
 }
 
-/*
- * Clears the entries for [gb, ge) below n and unlinks nodes left empty.
- * Empty nodes are freed after a grace period.
- */
-static void walk_remove(struct addrmap_node *n, uintptr_t first, uintptr_t gb, uintptr_t ge)
+/* Clears the entries for [gb, ge) below n; emptied nodes stay linked. */
+static void walk_remove(struct addrmap *m, struct addrmap_node *n, uintptr_t first, uintptr_t gb,
+			uintptr_t ge)
 {
 	unsigned shift = level_shift(n->level);
-	uintptr_t span = (uintptr_t)1 << shift;
 	uintptr_t i = (gb - first) >> shift, last = (ge - 1 - first) >> shift;
+	uintptr_t span = (uintptr_t)1 << shift;
 
 	for (; i <= last; i++) {
 		uintptr_t ef = first + (i << shift), ee = ef + span;
@@ -203,17 +215,35 @@ static void walk_remove(struct addrmap_node *n, uintptr_t first, uintptr_t gb, u
 		}
 		if (!is_node(e)) {
 			store_slot(n, i, 0);
-			n->used--;
+			node_used_dec(m, n);
 			continue;
 		}
-		walk_remove(as_node(e), ef, lo, hi);
+		walk_remove(m, as_node(e), ef, lo, hi);
+	}
+}
+
+/* Unlinks every empty node below n (children first); they are freed after readers. */
+static void prune(struct addrmap *m, struct addrmap_node *n)
+{
+	uintptr_t i, slots = level_slots(n->level);
+
+	for (i = 0; i < slots; i++) {
+		uintptr_t e = n->slot[i];
+
+		if (!is_node(e)) {
+			continue;
+		}
+		prune(m, as_node(e));
 		if (as_node(e)->used == 0) {
 			store_slot(n, i, 0);
-			n->used--;
-			rcu_defer(&as_node(e)->rcu, node_free_rcu);
+			m->empty_nodes--;
+			node_used_dec(m, n);
+			rcu_defer(NODE_RCU(as_node(e)), node_free_rcu);
 		}
 	}
 }
+
+#define PRUNE_THRESHOLD 64
 
 int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end, void *value)
 {
@@ -224,13 +254,13 @@ int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end
 	if (ge > total_granules() || gb >= ge || ((uintptr_t)value & 1u)) {
 		return ERROR_INVALID_PARAMETER;
 	}
-	err = walk_insert(m->root, 0, gb, ge, NULL);
+	err = walk_insert(m, m->root, 0, gb, ge, NULL);
 	if (err) {
-		/* Nodes created by pass 1 hold no value yet: unlink the empty ones. */
-		walk_remove(m->root, 0, gb, ge);
+		/* Nodes created by pass 1 hold no value: let them go. */
+		prune(m, m->root);
 		return err;
 	}
-	return walk_insert(m->root, 0, gb, ge, value);
+	return walk_insert(m, m->root, 0, gb, ge, value);
 }
 
 void clrmemtrace__addrmap_remove(struct addrmap *m, uintptr_t base, uintptr_t end)
@@ -241,28 +271,10 @@ void clrmemtrace__addrmap_remove(struct addrmap *m, uintptr_t base, uintptr_t en
 	if (ge > total_granules() || gb >= ge) {
 		return;
 	}
-	walk_remove(m->root, 0, gb, ge);
-}
-
-void *clrmemtrace__addrmap_lookup(const struct addrmap *m, uintptr_t addr)
-{
-	uintptr_t g = addr >> GRANULE_SHIFT;
-	const struct addrmap_node *n = m->root;
-	unsigned level;
-
-	if (g >= total_granules()) {
-		return NULL;
+	walk_remove(m, m->root, 0, gb, ge);
+	if (m->empty_nodes > PRUNE_THRESHOLD) {
+		prune(m, m->root);
 	}
-	for (level = 0; level < LEVELS; level++) {
-		uintptr_t i = (g >> level_shift(level)) & (level_slots(level) - 1);
-		uintptr_t e = load_slot(n, i);
-
-		if (!is_node(e)) {
-			return (void *)e;
-		}
-		n = as_node(e);
-	}
-	return NULL;
 }
 
 /* Smallest mapped granule >= g below n (covering granules from first). */

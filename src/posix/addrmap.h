@@ -14,17 +14,34 @@
  * read-side critical section (liburcu-bp) and never wait. Writers
  * (addrmap_insert, addrmap_remove, addrmap_fini) must be serialized by the
  * caller; nodes they unlink are freed after a grace period with call_rcu, so
- * writers never wait for readers either.
+ * writers never wait for readers either. Emptied nodes stay linked until
+ * enough of them accumulate, so a reserve/release cycle allocates nothing
+ * but its own objects.
  */
 #ifndef CLRMEMTRACE_ADDRMAP_H
 #define CLRMEMTRACE_ADDRMAP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-struct addrmap_node;
+#define ADDRMAP_GRANULE_SHIFT 16u
+#define ADDRMAP_LEAF_BITS 10u
+#define ADDRMAP_MID_BITS 10u
+
+struct addrmap_node {
+	void *rcu_head_space[2]; /* a struct rcu_head, for deferred freeing */
+	uint32_t used;           /* non-empty slots; writers only */
+	uint32_t level;          /* 0 root, 1 mid, 2 leaf */
+	uintptr_t slot[];
+};
+
+/* Granule-number bits of the user address space (set by the first addrmap_init). */
+extern unsigned clrmemtrace__addrmap_granule_bits;
 
 struct addrmap {
 	struct addrmap_node *root;
+	/* Nodes left empty by removals; pruned in batches, so churn does not reallocate. */
+	size_t empty_nodes;
 };
 
 /* Returns 0 or ERROR_NOT_ENOUGH_MEMORY. */
@@ -43,8 +60,29 @@ int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end
 /* Unmaps the granules of [base, end), which were mapped by one insert. */
 void clrmemtrace__addrmap_remove(struct addrmap *m, uintptr_t base, uintptr_t end);
 
-/* The object of the granule holding addr, or NULL. */
-void *clrmemtrace__addrmap_lookup(const struct addrmap *m, uintptr_t addr);
+/* The object of the granule holding addr, or NULL. Three dependent loads. */
+static inline void *clrmemtrace__addrmap_lookup(const struct addrmap *m, uintptr_t addr)
+{
+	uintptr_t g = addr >> ADDRMAP_GRANULE_SHIFT, e;
+	const struct addrmap_node *n = m->root;
+
+	if (g >> clrmemtrace__addrmap_granule_bits) {
+		return NULL;
+	}
+	e = __atomic_load_n(&n->slot[g >> (ADDRMAP_LEAF_BITS + ADDRMAP_MID_BITS)], __ATOMIC_ACQUIRE);
+	if (!(e & 1u)) {
+		return (void *)e;
+	}
+	n = (const struct addrmap_node *)(e & ~(uintptr_t)1);
+	e = __atomic_load_n(&n->slot[(g >> ADDRMAP_LEAF_BITS) & ((1u << ADDRMAP_MID_BITS) - 1)],
+			    __ATOMIC_ACQUIRE);
+	if (!(e & 1u)) {
+		return (void *)e;
+	}
+	n = (const struct addrmap_node *)(e & ~(uintptr_t)1);
+	return (void *)__atomic_load_n(&n->slot[g & ((1u << ADDRMAP_LEAF_BITS) - 1)],
+				       __ATOMIC_ACQUIRE);
+}
 
 /* The object of the nearest mapped granule at or above addr's granule, or NULL. */
 void *clrmemtrace__addrmap_next(const struct addrmap *m, uintptr_t addr);

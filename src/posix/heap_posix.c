@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The POSIX heap behind IHostMalloc: size-class spans on memory mapped for
- * this heap alone, so every block can be validated exactly.
+ * this heap alone, so every block can be validated exactly, with per-thread
+ * caches so the common case takes no lock.
  *
- * - Blocks up to SMALL_MAX bytes live in 64 KiB spans of one size class; the
- *   span header holds, per block, a live flag and the size the caller asked
- *   for. Larger blocks get a mapping of their own.
- * - Every span is registered in a process-wide RCU granule map, so free()
- *   can tell, without touching unmapped memory, whether a pointer belongs to
- *   a span at all, to which heap, and whether it is a live block start.
- * - A heap has several arenas, each with its own lock; a thread always
- *   allocates from the same arena (glibc's scheme), and a block is freed
- *   into the arena that owns its span. The arena lock orders the operations
- *   on a block, so trace events emitted under it are in order.
- * - Emptied spans beyond one spare per class are unmapped after an RCU grace
+ * - Blocks up to SMALL_MAX bytes live in 64 KiB spans, aligned to 64 KiB, of
+ *   one size class. The span header holds one 16-bit word per block: zero
+ *   when free, else a live bit and the size the caller asked for. Larger
+ *   blocks get a mapping of their own.
+ * - Every span is registered in a process-wide RCU granule map, so Free can
+ *   tell, without touching memory that may be unmapped, whether a pointer is
+ *   in a span at all, of which heap, and whether it starts a live block.
+ * - Each thread keeps, per heap it uses, a cache of free blocks per class
+ *   (like glibc's tcache): Alloc pops from it, Free pushes to it, and only
+ *   refills and overflows take the heap's lock, a batch at a time.
+ * - The word is written by the thread that owns the block at that moment
+ *   (the allocator, then the freeing thread), so operations on one block are
+ *   ordered by the application's own hand-over; a state dump reads the words
+ *   (see heap.h).
+ * - Emptied spans beyond one per class are unmapped after an RCU grace
  *   period; destroying the heap unmaps everything.
  */
+#define _LGPL_SOURCE /* inline read-side functions, which liburcu allows */
 #include "heap.h"
 
 #include "addrmap.h"
@@ -29,51 +35,68 @@
 #include <unistd.h>
 
 #define SPAN_SIZE ((size_t)65536)
+#define SPAN_MASK (~(uintptr_t)(SPAN_SIZE - 1))
 #define SMALL_MAX 16384u
 #define NCLASSES 40u
-#define MAX_ARENAS 8u
-#define SPAN_MAGIC 0x48504e53u /* "SNPH" */
 #define LARGE_HEADER ((size_t)256)
+#define CACHE_CAP 64u  /* blocks per class in a thread cache */
+#define CACHE_MOVE 32u /* blocks moved per refill or flush */
+#define TLS_HEAPS 4u   /* heaps a thread caches for at once */
 
 enum span_kind { SPAN_SMALL = 1, SPAN_LARGE = 2 };
 
-struct arena;
-
 struct span {
 	struct rcu_head rcu;
-	uint32_t magic;
 	uint8_t kind;
 	uint8_t cls;
 	uint8_t dead;
-	uint8_t large_live;
+	uint8_t in_partial;
+	uint32_t block_size;
 	struct heap *heap;
-	struct arena *arena;
-	struct span *next, *prev;   /* arena's partial list of this class */
-	struct span *all_next;      /* arena's list of all spans */
+	struct span *next, *prev;  /* partial list of this class */
+	struct span *all_next;     /* all spans of the heap */
 	struct span *all_prev;
 	size_t map_len;
-	uint32_t block_size, nblocks, first, nfree, bump;
+	uint32_t nblocks, first, nfree, bump;
 	uint32_t recip;
-	void *free_list;
+	void *free_list;   /* free blocks not in any thread cache */
 	uint64_t large_size;
-	uint16_t *req;  /* per block: requested size */
-	uint8_t *state; /* per block: 1 when live */
+	uint16_t *meta;    /* per block: 0 when free, META_LIVE | requested size when live */
 };
+
+#define META_LIVE 0x8000u
 
 _Static_assert(sizeof(struct span) <= LARGE_HEADER, "span header fits before a large block");
 
-struct arena {
-	pthread_mutex_t lock;
-	struct span *partial[NCLASSES];
-	struct span *all;
-	struct heap_stats stats;
-} __attribute__((aligned(64)));
+struct bin {
+	uint32_t count;
+	void *blocks[CACHE_CAP];
+};
+
+/* One thread's cache for one heap. */
+struct tcache {
+	struct tcache *next, *prev; /* heap's list */
+	struct heap *heap;
+	struct bin bins[NCLASSES];
+};
 
 struct heap {
+	uint64_t id;
 	uint32_t type;
 	int prot;
-	unsigned narenas;
-	struct arena arenas[];
+	pthread_mutex_t lock; /* spans, partial lists, the tcache list, heap_stats */
+	struct span *partial[NCLASSES];
+	struct span *all;
+	struct tcache *caches;
+	uint64_t os_bytes;
+	struct heap *reg_next; /* registry of live heaps */
+};
+
+/* Per thread: which heaps it has caches for. Ids are never reused. */
+struct tls_heaps {
+	uint64_t id[TLS_HEAPS];
+	struct tcache *cache[TLS_HEAPS];
+	unsigned next_victim;
 };
 
 static const uint32_t class_size[NCLASSES] = {
@@ -82,21 +105,26 @@ static const uint32_t class_size[NCLASSES] = {
 	2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
-/* Per class: blocks per span and offset of the first block. */
 static struct {
 	uint32_t nblocks, first, recip;
 } class_layout[NCLASSES];
 
 static struct addrmap span_map;
 static pthread_mutex_t span_map_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Live heaps, so a thread leaving can tell whether its caches still have an owner. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct heap *registry;
+static uint64_t last_heap_id;
+
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
 static int heap_init_error;
-static unsigned next_thread_slot;
-static __thread unsigned thread_slot __attribute__((tls_model("initial-exec")));
+static pthread_key_t exit_key;
+static __thread struct tls_heaps tls __attribute__((tls_model("initial-exec")));
 
 /* ---------- Size classes ---------- */
 
-static unsigned class_of(size_t size)
+static inline unsigned class_of(size_t size)
 {
 	size_t s;
 	unsigned b;
@@ -115,11 +143,11 @@ static void compute_layouts(void)
 
 	for (c = 0; c < NCLASSES; c++) {
 		uint32_t bs = class_size[c];
-		uint32_t n = (uint32_t)((SPAN_SIZE - sizeof(struct span)) / (bs + 3));
+		uint32_t n = (uint32_t)((SPAN_SIZE - sizeof(struct span)) / (bs + 2));
 		uint32_t first;
 
 		for (;;) {
-			first = (uint32_t)((sizeof(struct span) + (size_t)n * 3 + 15) & ~(size_t)15);
+			first = (uint32_t)((sizeof(struct span) + (size_t)n * 2 + 15) & ~(size_t)15);
 			if (first + (size_t)n * bs <= SPAN_SIZE) {
 				break;
 			}
@@ -131,27 +159,40 @@ static void compute_layouts(void)
 	}
 }
 
+static void thread_exit(void *arg);
+
 static void heap_init(void)
 {
 	compute_layouts();
 	heap_init_error = clrmemtrace__addrmap_init(&span_map);
-}
-
-static unsigned current_slot(void)
-{
-	unsigned s = thread_slot;
-
-	if (unlikely(!s)) {
-		s = __atomic_add_fetch(&next_thread_slot, 1, __ATOMIC_RELAXED);
-		if (!s) {
-			s = __atomic_add_fetch(&next_thread_slot, 1, __ATOMIC_RELAXED);
-		}
-		thread_slot = s;
+	if (!heap_init_error && pthread_key_create(&exit_key, thread_exit) != 0) {
+		heap_init_error = ERROR_NOT_ENOUGH_MEMORY;
 	}
-	return s;
 }
 
 /* ---------- Spans ---------- */
+
+static void *block_at(const struct span *s, uint32_t i)
+{
+	return (char *)s + s->first + (size_t)i * s->block_size;
+}
+
+/*
+ * The index of the block starting at p (inside span s), or UINT32_MAX if no
+ * block starts there. Blocks never handed out have a zero word, like free ones.
+ */
+static inline uint32_t block_index(const struct span *s, uintptr_t p)
+{
+	uintptr_t base = (uintptr_t)s + s->first, off;
+	uint32_t i;
+
+	if (p < base) {
+		return UINT32_MAX;
+	}
+	off = p - base;
+	i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
+	return i < s->nblocks && (uintptr_t)i * s->block_size == off ? i : UINT32_MAX;
+}
 
 static void span_unmap_rcu(struct rcu_head *head)
 {
@@ -160,9 +201,8 @@ static void span_unmap_rcu(struct rcu_head *head)
 	munmap(s, s->map_len);
 }
 
-/* Maps a span and registers it; arena lock held. */
-static struct span *span_new(struct heap *h, struct arena *a, enum span_kind kind, unsigned cls,
-			     size_t map_len)
+/* Maps and registers a span; heap lock held. */
+static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, size_t map_len)
 {
 	struct span *s;
 	void *p;
@@ -173,11 +213,9 @@ static struct span *span_new(struct heap *h, struct arena *a, enum span_kind kin
 		return NULL;
 	}
 	s = p;
-	s->magic = SPAN_MAGIC;
 	s->kind = (uint8_t)kind;
 	s->cls = (uint8_t)cls;
 	s->heap = h;
-	s->arena = a;
 	s->map_len = map_len;
 	if (kind == SPAN_SMALL) {
 		s->block_size = class_size[cls];
@@ -185,8 +223,7 @@ static struct span *span_new(struct heap *h, struct arena *a, enum span_kind kin
 		s->first = class_layout[cls].first;
 		s->recip = class_layout[cls].recip;
 		s->nfree = s->nblocks;
-		s->req = (uint16_t *)(s + 1);
-		s->state = (uint8_t *)(s->req + s->nblocks);
+		s->meta = (uint16_t *)(s + 1);
 	}
 	pthread_mutex_lock(&span_map_lock);
 	err = clrmemtrace__addrmap_insert(&span_map, (uintptr_t)s, (uintptr_t)s + map_len, s);
@@ -195,129 +232,295 @@ static struct span *span_new(struct heap *h, struct arena *a, enum span_kind kin
 		munmap(p, map_len);
 		return NULL;
 	}
-	s->all_next = a->all;
-	if (a->all) {
-		a->all->all_prev = s;
+	s->all_next = h->all;
+	if (h->all) {
+		h->all->all_prev = s;
 	}
-	a->all = s;
-	a->stats.os_bytes += map_len;
+	h->all = s;
+	h->os_bytes += map_len;
 	return s;
 }
 
-/* Unregisters a span and unmaps it after a grace period; arena lock held. */
-static void span_retire(struct arena *a, struct span *s)
-{
-	pthread_mutex_lock(&span_map_lock);
-	clrmemtrace__addrmap_remove(&span_map, (uintptr_t)s, (uintptr_t)s + s->map_len);
-	pthread_mutex_unlock(&span_map_lock);
-	s->dead = 1;
-	if (s->all_prev) {
-		s->all_prev->all_next = s->all_next;
-	} else {
-		a->all = s->all_next;
-	}
-	if (s->all_next) {
-		s->all_next->all_prev = s->all_prev;
-	}
-	a->stats.os_bytes -= s->map_len;
-	rcu_defer(&s->rcu, span_unmap_rcu);
-}
-
-static void partial_push(struct arena *a, struct span *s)
+static void partial_push(struct heap *h, struct span *s)
 {
 	s->prev = NULL;
-	s->next = a->partial[s->cls];
+	s->next = h->partial[s->cls];
 	if (s->next) {
 		s->next->prev = s;
 	}
-	a->partial[s->cls] = s;
+	h->partial[s->cls] = s;
+	s->in_partial = 1;
 }
 
-static void partial_remove(struct arena *a, struct span *s)
+static void partial_remove(struct heap *h, struct span *s)
 {
 	if (s->prev) {
 		s->prev->next = s->next;
 	} else {
-		a->partial[s->cls] = s->next;
+		h->partial[s->cls] = s->next;
 	}
 	if (s->next) {
 		s->next->prev = s->prev;
 	}
 	s->next = s->prev = NULL;
+	s->in_partial = 0;
 }
 
-static void *block_at(const struct span *s, uint32_t i)
+/* Unregisters a span and unmaps it after readers are done; heap lock held. */
+static void span_retire(struct heap *h, struct span *s)
 {
-	return (char *)s + s->first + (size_t)i * s->block_size;
-}
-
-/* The index of the block starting at p, or UINT32_MAX if p starts no handed-out block. */
-static uint32_t block_index(const struct span *s, uintptr_t p)
-{
-	uintptr_t off = p - ((uintptr_t)s + s->first);
-	uint32_t i;
-
-	if (p < (uintptr_t)s + s->first || off >= (uintptr_t)s->bump * s->block_size) {
-		return UINT32_MAX;
+	if (s->in_partial) {
+		partial_remove(h, s);
 	}
-	i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
-	return (uintptr_t)i * s->block_size == off ? i : UINT32_MAX;
+	pthread_mutex_lock(&span_map_lock);
+	clrmemtrace__addrmap_remove(&span_map, (uintptr_t)s, (uintptr_t)s + s->map_len);
+	pthread_mutex_unlock(&span_map_lock);
+	__atomic_store_n(&s->dead, 1, __ATOMIC_RELEASE);
+	if (s->all_prev) {
+		s->all_prev->all_next = s->all_next;
+	} else {
+		h->all = s->all_next;
+	}
+	if (s->all_next) {
+		s->all_next->all_prev = s->all_prev;
+	}
+	h->os_bytes -= s->map_len;
+	rcu_defer(&s->rcu, span_unmap_rcu);
+}
+
+/* Returns a free small block to its span; heap lock held. */
+static void span_put(struct heap *h, void *b)
+{
+	struct span *s = (struct span *)((uintptr_t)b & SPAN_MASK);
+
+	*(void **)b = s->free_list;
+	s->free_list = b;
+	s->nfree++;
+	if (!s->in_partial) {
+		partial_push(h, s);
+	} else if (s->nfree == s->nblocks && (s->prev || s->next)) {
+		/* Empty and not the class's only partial span: give it back. */
+		span_retire(h, s);
+	}
+}
+
+/* Takes up to n free blocks of class c into out; heap lock held. Returns how many. */
+static uint32_t span_take(struct heap *h, unsigned c, void **out, uint32_t n)
+{
+	uint32_t got = 0;
+
+	while (got < n) {
+		struct span *s = h->partial[c];
+
+		if (!s) {
+			s = span_new(h, SPAN_SMALL, c, SPAN_SIZE);
+			if (!s) {
+				break;
+			}
+			partial_push(h, s);
+		}
+		while (got < n && s->nfree) {
+			void *b;
+
+			if (s->free_list) {
+				b = s->free_list;
+				s->free_list = *(void **)b;
+			} else {
+				b = block_at(s, s->bump);
+				__atomic_store_n(&s->bump, s->bump + 1, __ATOMIC_RELEASE);
+			}
+			s->nfree--;
+			out[got++] = b;
+		}
+		if (!s->nfree) {
+			partial_remove(h, s);
+		}
+	}
+	return got;
+}
+
+/* ---------- Thread caches ---------- */
+
+static void cache_flush(struct heap *h, struct tcache *tc)
+{
+	unsigned c;
+
+	for (c = 0; c < NCLASSES; c++) {
+		struct bin *bin = &tc->bins[c];
+
+		while (bin->count) {
+			span_put(h, bin->blocks[--bin->count]);
+		}
+	}
+}
+
+/* Detaches a cache from its heap (heap lock held) and gives its blocks back. */
+static void cache_retire(struct heap *h, struct tcache *tc)
+{
+	cache_flush(h, tc);
+	if (tc->prev) {
+		tc->prev->next = tc->next;
+	} else {
+		h->caches = tc->next;
+	}
+	if (tc->next) {
+		tc->next->prev = tc->prev;
+	}
+	free(tc);
+}
+
+static struct heap *registry_find(uint64_t id)
+{
+	struct heap *h;
+
+	for (h = registry; h; h = h->reg_next) {
+		if (h->id == id) {
+			return h;
+		}
+	}
+	return NULL;
+}
+
+/* Gives back a thread's cache for heap `id` if that heap still exists. */
+static void cache_release(uint64_t id)
+{
+	struct heap *h;
+	unsigned i;
+
+	pthread_mutex_lock(&registry_lock);
+	h = registry_find(id);
+	if (h) {
+		for (i = 0; i < TLS_HEAPS; i++) {
+			if (tls.id[i] == id) {
+				pthread_mutex_lock(&h->lock);
+				cache_retire(h, tls.cache[i]);
+				pthread_mutex_unlock(&h->lock);
+			}
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void thread_exit(void *arg)
+{
+	unsigned i;
+
+	(void)arg;
+	for (i = 0; i < TLS_HEAPS; i++) {
+		if (tls.id[i]) {
+			cache_release(tls.id[i]);
+			tls.id[i] = 0;
+			tls.cache[i] = NULL;
+		}
+	}
+}
+
+static struct tcache *cache_slow(struct heap *h)
+{
+	struct tcache *tc;
+	unsigned i = TLS_HEAPS;
+
+	for (unsigned j = 0; j < TLS_HEAPS; j++) {
+		if (!tls.id[j]) {
+			i = j;
+			break;
+		}
+	}
+	if (i == TLS_HEAPS) {
+		/* Every slot busy: hand one heap's cache back to it. */
+		i = tls.next_victim++ % TLS_HEAPS;
+		cache_release(tls.id[i]);
+		tls.id[i] = 0;
+		tls.cache[i] = NULL;
+	}
+	tc = calloc(1, sizeof(*tc));
+	if (!tc) {
+		return NULL;
+	}
+	tc->heap = h;
+	pthread_mutex_lock(&h->lock);
+	tc->next = h->caches;
+	if (h->caches) {
+		h->caches->prev = tc;
+	}
+	h->caches = tc;
+	pthread_mutex_unlock(&h->lock);
+	/* Any non-NULL value makes the key's destructor run when the thread exits. */
+	pthread_setspecific(exit_key, &tls);
+	tls.cache[i] = tc;
+	__atomic_store_n(&tls.id[i], h->id, __ATOMIC_RELAXED);
+	return tc;
+}
+
+static inline struct tcache *cache_of(struct heap *h)
+{
+	unsigned i;
+
+	for (i = 0; i < TLS_HEAPS; i++) {
+		if (tls.id[i] == h->id) {
+			return tls.cache[i];
+		}
+	}
+	return cache_slow(h);
 }
 
 /* ---------- Heap ---------- */
 
 int clrmemtrace__heap_create(uint32_t malloc_type, struct heap **out)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned n = 1, i;
 	struct heap *h;
 
 	if (pthread_once(&heap_once, heap_init) != 0 || heap_init_error) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
-	/* One arena serves a heap whose callers serialize; otherwise a power of two per CPU. */
-	if (malloc_type & MALLOC_THREADSAFE) {
-		while (n < MAX_ARENAS && (long)n < ncpu) {
-			n <<= 1;
-		}
-	}
-	h = aligned_alloc(64, (sizeof(*h) + n * sizeof(struct arena) + 63) & ~(size_t)63);
+	h = calloc(1, sizeof(*h));
 	if (!h) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
-	memset(h, 0, sizeof(*h) + n * sizeof(struct arena));
 	h->type = malloc_type;
 	h->prot = PROT_READ | PROT_WRITE | ((malloc_type & MALLOC_EXECUTABLE) ? PROT_EXEC : 0);
-	h->narenas = n;
-	for (i = 0; i < n; i++) {
-		pthread_mutex_init(&h->arenas[i].lock, NULL);
-	}
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&registry_lock);
+	h->id = ++last_heap_id;
+	h->reg_next = registry;
+	registry = h;
+	pthread_mutex_unlock(&registry_lock);
 	*out = h;
 	return 0;
 }
 
 void clrmemtrace__heap_destroy(struct heap *h)
 {
-	unsigned i;
+	struct heap **pp;
 
 	if (!h) {
 		return;
 	}
-	for (i = 0; i < h->narenas; i++) {
-		struct arena *a = &h->arenas[i];
-
-		pthread_mutex_lock(&a->lock);
-		while (a->all) {
-			span_retire(a, a->all);
+	pthread_mutex_lock(&registry_lock);
+	for (pp = &registry; *pp; pp = &(*pp)->reg_next) {
+		if (*pp == h) {
+			*pp = h->reg_next;
+			break;
 		}
-		pthread_mutex_unlock(&a->lock);
-		pthread_mutex_destroy(&a->lock);
 	}
+	pthread_mutex_unlock(&registry_lock);
+	/* Threads still caching for this id will never match it again. */
+	pthread_mutex_lock(&h->lock);
+	while (h->caches) {
+		struct tcache *tc = h->caches;
+
+		h->caches = tc->next;
+		free(tc);
+	}
+	while (h->all) {
+		span_retire(h, h->all);
+	}
+	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
-static int alloc_large(struct heap *h, struct arena *a, size_t size, void **out, heap_block_fn fn,
-		       void *ctx)
+static int alloc_large(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx)
 {
 	size_t page = clrmemtrace__sys.page_size, len;
 	struct span *s;
@@ -326,165 +529,153 @@ static int alloc_large(struct heap *h, struct arena *a, size_t size, void **out,
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	len = (LARGE_HEADER + size + page - 1) & ~(page - 1);
-	pthread_mutex_lock(&a->lock);
-	s = span_new(h, a, SPAN_LARGE, 0, len);
+	pthread_mutex_lock(&h->lock);
+	s = span_new(h, SPAN_LARGE, 0, len);
+	pthread_mutex_unlock(&h->lock);
 	if (!s) {
-		pthread_mutex_unlock(&a->lock);
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	s->large_size = size;
-	s->large_live = 1;
-	a->stats.live_blocks++;
-	a->stats.live_bytes += size;
-	a->stats.allocs++;
 	*out = (char *)s + LARGE_HEADER;
+	__atomic_store_n(&s->nfree, 1, __ATOMIC_RELEASE); /* 1: live */
 	if (fn) {
 		fn(ctx, *out, size);
 	}
-	pthread_mutex_unlock(&a->lock);
 	return 0;
 }
 
 int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx)
 {
-	struct arena *a = &h->arenas[current_slot() & (h->narenas - 1)];
-	unsigned c;
+	struct tcache *tc = cache_of(h);
+	struct bin *bin;
 	struct span *s;
-	void *b;
+	unsigned c;
 	uint32_t i;
+	void *b;
 
-	if (size > SMALL_MAX) {
-		return alloc_large(h, a, size, out, fn, ctx);
+	if (unlikely(!tc)) {
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	if (unlikely(size > SMALL_MAX)) {
+		return alloc_large(h, size, out, fn, ctx);
 	}
 	c = class_of(size);
-	pthread_mutex_lock(&a->lock);
-	s = a->partial[c];
-	if (unlikely(!s)) {
-		s = span_new(h, a, SPAN_SMALL, c, SPAN_SIZE);
-		if (!s) {
-			pthread_mutex_unlock(&a->lock);
+	bin = &tc->bins[c];
+	if (unlikely(!bin->count)) {
+		pthread_mutex_lock(&h->lock);
+		bin->count = span_take(h, c, bin->blocks, CACHE_MOVE);
+		pthread_mutex_unlock(&h->lock);
+		if (!bin->count) {
 			return ERROR_NOT_ENOUGH_MEMORY;
 		}
-		partial_push(a, s);
 	}
-	if (s->free_list) {
-		b = s->free_list;
-		s->free_list = *(void **)b;
-		i = block_index(s, (uintptr_t)b);
-	} else {
-		i = s->bump++;
-		b = block_at(s, i);
-	}
-	s->state[i] = 1;
-	s->req[i] = (uint16_t)size;
-	if (--s->nfree == 0) {
-		partial_remove(a, s);
-	}
-	a->stats.live_blocks++;
-	a->stats.live_bytes += size;
-	a->stats.allocs++;
+	b = bin->blocks[--bin->count];
+	s = (struct span *)((uintptr_t)b & SPAN_MASK);
+	i = block_index(s, (uintptr_t)b);
+	__atomic_store_n(&s->meta[i], (uint16_t)(META_LIVE | size), __ATOMIC_RELEASE);
 	if (fn) {
 		fn(ctx, b, size);
 	}
-	pthread_mutex_unlock(&a->lock);
 	*out = b;
+	return 0;
+}
+
+static int free_large(struct heap *h, struct span *s, uintptr_t p, heap_block_fn fn, void *ctx)
+{
+	size_t size;
+
+	pthread_mutex_lock(&h->lock);
+	if (s->dead || p != (uintptr_t)s + LARGE_HEADER || s->nfree != 1) {
+		pthread_mutex_unlock(&h->lock);
+		return ERROR_INVALID_ADDRESS;
+	}
+	size = s->large_size;
+	s->nfree = 0;
+	if (fn) {
+		fn(ctx, (void *)p, size);
+	}
+	span_retire(h, s);
+	pthread_mutex_unlock(&h->lock);
 	return 0;
 }
 
 int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ctx)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	struct arena *a;
+	struct tcache *tc = cache_of(h);
 	struct span *s;
+	struct bin *bin;
 	size_t size;
 	uint32_t i;
+	uint16_t meta;
+	int err;
 
+	if (unlikely(!tc)) {
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
 	rcu_lock();
 	s = clrmemtrace__addrmap_lookup(&span_map, p);
 	if (!s || s->heap != h) {
 		rcu_unlock();
 		return ERROR_INVALID_ADDRESS;
 	}
-	a = s->arena;
-	pthread_mutex_lock(&a->lock);
-	if (s->dead) {
-		/* Retired after the lookup: still mapped until we leave the read side. */
-		pthread_mutex_unlock(&a->lock);
+	if (unlikely(s->kind == SPAN_LARGE)) {
+		/* free_large checks under the heap lock; the span cannot go away before. */
+		err = free_large(h, s, p, fn, ctx);
 		rcu_unlock();
-		return ERROR_INVALID_ADDRESS;
+		return err;
 	}
-	/* A live span is retired only under its arena lock, which we now hold. */
-	rcu_unlock();
-	if (s->kind == SPAN_LARGE) {
-		if (p != (uintptr_t)s + LARGE_HEADER || !s->large_live) {
-			goto invalid;
-		}
-		size = s->large_size;
-		s->large_live = 0;
-		span_retire(a, s);
-	} else {
-		i = block_index(s, p);
-		if (i == UINT32_MAX || s->state[i] != 1) {
-			goto invalid; /* interior pointer, never allocated, or freed already */
-		}
-		s->state[i] = 0;
-		size = s->req[i];
-		*(void **)ptr = s->free_list;
-		s->free_list = ptr;
-		if (s->nfree++ == 0) {
-			partial_push(a, s);
-		}
-		if (s->nfree == s->nblocks && (s->prev || s->next)) {
-			/* Empty and not the class's last partial span: give it back. */
-			partial_remove(a, s);
-			span_retire(a, s);
-		}
+	i = block_index(s, p);
+	if (i == UINT32_MAX || !((meta = __atomic_load_n(&s->meta[i], __ATOMIC_ACQUIRE)) & META_LIVE)) {
+		rcu_unlock();
+		return ERROR_INVALID_ADDRESS; /* interior pointer, never allocated, or freed already */
 	}
-	a->stats.live_blocks--;
-	a->stats.live_bytes -= size;
-	a->stats.frees++;
+	size = meta & ~META_LIVE;
+	/* The event goes out while this thread still owns the block. */
 	if (fn) {
 		fn(ctx, ptr, size);
 	}
-	pthread_mutex_unlock(&a->lock);
+	__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
+	rcu_unlock();
+	bin = &tc->bins[s->cls];
+	if (unlikely(bin->count == CACHE_CAP)) {
+		uint32_t k;
+
+		pthread_mutex_lock(&h->lock);
+		for (k = 0; k < CACHE_MOVE; k++) {
+			span_put(h, bin->blocks[--bin->count]);
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	bin->blocks[bin->count++] = ptr;
 	return 0;
-invalid:
-	pthread_mutex_unlock(&a->lock);
-	return ERROR_INVALID_ADDRESS;
 }
 
 void clrmemtrace__heap_lock_all(struct heap *h)
 {
-	unsigned i;
-
-	for (i = 0; i < h->narenas; i++) {
-		pthread_mutex_lock(&h->arenas[i].lock);
-	}
+	pthread_mutex_lock(&h->lock);
 }
 
 void clrmemtrace__heap_unlock_all(struct heap *h)
 {
-	unsigned i = h->narenas;
+	pthread_mutex_unlock(&h->lock);
+}
 
-	while (i-- > 0) {
-		pthread_mutex_unlock(&h->arenas[i].lock);
-	}
+static int count_live(void *ctx, void *ptr, size_t size)
+{
+	struct heap_stats *stats = ctx;
+
+	(void)ptr;
+	stats->live_blocks++;
+	stats->live_bytes += size;
+	return 0;
 }
 
 void clrmemtrace__heap_stats_locked(struct heap *h, struct heap_stats *stats)
 {
-	unsigned i;
-
 	memset(stats, 0, sizeof(*stats));
-	for (i = 0; i < h->narenas; i++) {
-		const struct heap_stats *a = &h->arenas[i].stats;
-
-		stats->live_blocks += a->live_blocks;
-		stats->live_bytes += a->live_bytes;
-		stats->allocs += a->allocs;
-		stats->frees += a->frees;
-		stats->os_bytes += a->os_bytes;
-	}
+	clrmemtrace__heap_foreach_live_locked(h, count_live, stats);
+	stats->os_bytes = h->os_bytes;
 }
 
 void clrmemtrace__heap_stats(struct heap *h, struct heap_stats *stats)
@@ -496,30 +687,29 @@ void clrmemtrace__heap_stats(struct heap *h, struct heap_stats *stats)
 
 int clrmemtrace__heap_foreach_live_locked(struct heap *h, heap_live_fn fn, void *ctx)
 {
-	unsigned a;
+	const struct span *s;
 
-	for (a = 0; a < h->narenas; a++) {
-		const struct span *s;
+	for (s = h->all; s; s = s->all_next) {
+		uint32_t i, bump;
+		int ret;
 
-		for (s = h->arenas[a].all; s; s = s->all_next) {
-			uint32_t i;
-			int ret;
-
-			if (s->kind == SPAN_LARGE) {
-				if (s->large_live) {
-					ret = fn(ctx, (char *)s + LARGE_HEADER, s->large_size);
-					if (ret) {
-						return ret;
-					}
+		if (s->kind == SPAN_LARGE) {
+			if (__atomic_load_n(&s->nfree, __ATOMIC_ACQUIRE) == 1) {
+				ret = fn(ctx, (char *)s + LARGE_HEADER, s->large_size);
+				if (ret) {
+					return ret;
 				}
-				continue;
 			}
-			for (i = 0; i < s->bump; i++) {
-				if (s->state[i] == 1) {
-					ret = fn(ctx, block_at(s, i), s->req[i]);
-					if (ret) {
-						return ret;
-					}
+			continue;
+		}
+		bump = __atomic_load_n(&s->bump, __ATOMIC_ACQUIRE);
+		for (i = 0; i < bump; i++) {
+			uint16_t meta = __atomic_load_n(&s->meta[i], __ATOMIC_ACQUIRE);
+
+			if (meta & META_LIVE) {
+				ret = fn(ctx, block_at(s, i), meta & ~META_LIVE);
+				if (ret) {
+					return ret;
 				}
 			}
 		}
