@@ -70,15 +70,20 @@ int clrmemtrace__os_map_aligned(size_t len, size_t align, int prot, uintptr_t hi
 	void *p;
 
 	if (hint) {
-		p = mmap((void *)hint, len, prot, ANON_FLAGS, -1, 0);
-		if (p == MAP_FAILED) {
+		/*
+		 * The hinted place or nothing: a mapping the kernel put elsewhere
+		 * would have to be unmapped again, and a failing munmap would leak it.
+		 */
+		p = mmap((void *)hint, len, prot, ANON_FLAGS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == MAP_FAILED && errno != EEXIST) {
 			return last_error();
 		}
-		if (aligned((uintptr_t)p, align)) {
+		if (p != MAP_FAILED && aligned((uintptr_t)p, align)) {
 			*out = p;
 			return 0;
 		}
-		if (munmap(p, len) != 0) {
+		/* A kernel older than 4.17 took the address as a hint only. */
+		if (p != MAP_FAILED && munmap(p, len) != 0) {
 			return last_error();
 		}
 	}
