@@ -79,6 +79,10 @@ static void report(const char *name, double ratio, double target, const char *de
 #define COMMIT_SIZE ((size_t)64 << 10)
 #define PROTECT_SIZE ((size_t)16 << 10)
 
+/* Where the manager placed its last reservation: the raw cycle uses the same spot,
+ * so both see the same neighbouring mappings (the kernel merges and splits them). */
+static uintptr_t last_base;
+
 static void cycle_manager(IHostMemoryManager *mm, int n)
 {
 	int i;
@@ -110,17 +114,18 @@ static void cycle_manager(IHostMemoryManager *mm, int n)
 		if (hr != S_OK) {
 			die("release", hr);
 		}
+		last_base = (uintptr_t)p;
 	}
 }
 
 /*
  * The same effect with the system calls alone: a 64 KiB-aligned PROT_NONE
- * reservation (placed at an aligned hint, as the manager does), mprotect to
- * commit and protect, a fresh PROT_NONE mapping to decommit, munmap.
+ * reservation (at the manager's last address, which is free again), mprotect
+ * to commit and protect, a fresh PROT_NONE mapping to decommit, munmap.
  */
 static void cycle_raw(int n)
 {
-	static uintptr_t hint;
+	uintptr_t hint = last_base;
 	int i;
 
 	for (i = 0; i < n; i++) {

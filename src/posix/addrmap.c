@@ -150,9 +150,9 @@ void clrmemtrace__addrmap_fini(struct addrmap *m)
 }
 
 /*
- * Walks the entries of node n (covering granules from `first`) that
- * intersect [gb, ge). Pass 1 (value == NULL) creates the child nodes a later
- * pass 2 needs; pass 2 stores value. Only pass 1 can fail.
+ * Stores value in the entries of node n (covering granules from `first`)
+ * for [gb, ge), creating child nodes on the way. On failure some entries
+ * may hold value already; the caller removes them.
  */
 static int walk_insert(struct addrmap *m, struct addrmap_node *n, uintptr_t first, uintptr_t gb,
 		       uintptr_t ge, void *value)
@@ -161,6 +161,17 @@ static int walk_insert(struct addrmap *m, struct addrmap_node *n, uintptr_t firs
 	uintptr_t span = (uintptr_t)1 << shift;
 	uintptr_t i = (gb - first) >> shift, last = (ge - 1 - first) >> shift;
 
+	if (n->level == LEVELS - 1) {
+		/* Leaf: one entry per granule, each wholly covered. */
+		if (n->used == 0) {
+			m->empty_nodes--;
+		}
+		n->used += (uint32_t)(last - i + 1);
+		for (; i <= last; i++) {
+			store_slot(n, i, (uintptr_t)value);
+		}
+		return 0;
+	}
 	for (; i <= last; i++) {
 		uintptr_t ef = first + (i << shift), ee = ef + span;
 		uintptr_t lo = gb > ef ? gb : ef, hi = ge < ee ? ge : ee;
@@ -169,16 +180,11 @@ static int walk_insert(struct addrmap *m, struct addrmap_node *n, uintptr_t firs
 		int err;
 
 		if (lo == ef && hi == ee && !is_node(e)) {
-			if (value) {
-				store_slot(n, i, (uintptr_t)value);
-				node_used_inc(m, n);
-			}
+			store_slot(n, i, (uintptr_t)value);
+			node_used_inc(m, n);
 			continue;
 		}
 		if (!is_node(e)) {
-			if (value) {
-				return ERROR_INTERNAL_ERROR; /* pass 1 created every node */
-			}
 			child = node_new(n->level + 1);
 			if (!child) {
 				return ERROR_NOT_ENOUGH_MEMORY;
@@ -205,6 +211,23 @@ static void walk_remove(struct addrmap *m, struct addrmap_node *n, uintptr_t fir
 	uintptr_t i = (gb - first) >> shift, last = (ge - 1 - first) >> shift;
 	uintptr_t span = (uintptr_t)1 << shift;
 
+	if (n->level == LEVELS - 1) {
+		uint32_t cleared = 0;
+
+		for (; i <= last; i++) {
+			if (n->slot[i]) {
+				store_slot(n, i, 0);
+				cleared++;
+			}
+		}
+		if (cleared) {
+			n->used -= cleared;
+			if (n->used == 0) {
+				m->empty_nodes++;
+			}
+		}
+		return;
+	}
 	for (; i <= last; i++) {
 		uintptr_t ef = first + (i << shift), ee = ef + span;
 		uintptr_t lo = gb > ef ? gb : ef, hi = ge < ee ? ge : ee;
@@ -254,13 +277,13 @@ int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end
 	if (ge > total_granules() || gb >= ge || ((uintptr_t)value & 1u)) {
 		return ERROR_INVALID_PARAMETER;
 	}
-	err = walk_insert(m, m->root, 0, gb, ge, NULL);
+	err = walk_insert(m, m->root, 0, gb, ge, value);
 	if (err) {
-		/* Nodes created by pass 1 hold no value: let them go. */
+		/* The range was empty: take back what was stored, and the nodes made for it. */
+		walk_remove(m, m->root, 0, gb, ge);
 		prune(m, m->root);
-		return err;
 	}
-	return walk_insert(m, m->root, 0, gb, ge, value);
+	return err;
 }
 
 void clrmemtrace__addrmap_remove(struct addrmap *m, uintptr_t base, uintptr_t end)

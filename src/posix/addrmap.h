@@ -53,7 +53,8 @@ void clrmemtrace__addrmap_fini(struct addrmap *m);
 /*
  * Maps the granules of [base, end) to value (non-NULL, at least 2-byte
  * aligned). base is granule-aligned; the granules must be unmapped. Returns 0,
- * or ERROR_NOT_ENOUGH_MEMORY with the map unchanged.
+ * or ERROR_NOT_ENOUGH_MEMORY with the map unchanged; readers may have seen
+ * value in the meantime, so the caller frees it only after a grace period.
  */
 int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end, void *value);
 

@@ -229,7 +229,9 @@ static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, 
 	err = clrmemtrace__addrmap_insert(&span_map, (uintptr_t)s, (uintptr_t)s + map_len, s);
 	pthread_mutex_unlock(&span_map_lock);
 	if (err) {
-		munmap(p, map_len);
+		/* A free may have glimpsed the span: unmap it after readers. */
+		s->dead = 1;
+		rcu_defer(&s->rcu, span_unmap_rcu);
 		return NULL;
 	}
 	s->all_next = h->all;
@@ -544,7 +546,9 @@ static int alloc_large(struct heap *h, size_t size, void **out, heap_block_fn fn
 	return 0;
 }
 
-int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx)
+/* Everything but a cache hit: refills, large blocks, a thread's first use of the heap. */
+static __attribute__((noinline)) int alloc_slow(struct heap *h, size_t size, void **out,
+						 heap_block_fn fn, void *ctx)
 {
 	struct tcache *tc = cache_of(h);
 	struct bin *bin;
@@ -553,15 +557,15 @@ int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_
 	uint32_t i;
 	void *b;
 
-	if (unlikely(!tc)) {
+	if (!tc) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
-	if (unlikely(size > SMALL_MAX)) {
+	if (size > SMALL_MAX) {
 		return alloc_large(h, size, out, fn, ctx);
 	}
 	c = class_of(size);
 	bin = &tc->bins[c];
-	if (unlikely(!bin->count)) {
+	if (!bin->count) {
 		pthread_mutex_lock(&h->lock);
 		bin->count = span_take(h, c, bin->blocks, CACHE_MOVE);
 		pthread_mutex_unlock(&h->lock);
@@ -578,6 +582,42 @@ int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_
 	}
 	*out = b;
 	return 0;
+}
+
+/* The thread's cache for h if it has one already (no allocation). */
+static inline struct tcache *cache_hit(const struct heap *h)
+{
+	unsigned i;
+
+	for (i = 0; i < TLS_HEAPS; i++) {
+		if (tls.id[i] == h->id) {
+			return tls.cache[i];
+		}
+	}
+	return NULL;
+}
+
+int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx)
+{
+	struct tcache *tc = cache_hit(h);
+
+	/* Every other case is a tail call, so this path saves no registers. */
+	if (likely(tc && size <= SMALL_MAX && !fn)) {
+		struct bin *bin = &tc->bins[class_of(size)];
+
+		if (likely(bin->count)) {
+			void *b = bin->blocks[--bin->count];
+			struct span *s = (struct span *)((uintptr_t)b & SPAN_MASK);
+			/* A cached block is a valid block start: no checks needed. */
+			uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)b - (uintptr_t)s - s->first) *
+						s->recip) >> 32);
+
+			__atomic_store_n(&s->meta[i], (uint16_t)(META_LIVE | size), __ATOMIC_RELEASE);
+			*out = b;
+			return 0;
+		}
+	}
+	return alloc_slow(h, size, out, fn, ctx);
 }
 
 static int free_large(struct heap *h, struct span *s, uintptr_t p, heap_block_fn fn, void *ctx)
@@ -599,18 +639,31 @@ static int free_large(struct heap *h, struct span *s, uintptr_t p, heap_block_fn
 	return 0;
 }
 
-int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ctx)
+/* A full cache bin: half of it goes back to the spans. */
+static __attribute__((noinline)) void bin_overflow(struct heap *h, struct bin *bin)
+{
+	uint32_t k;
+
+	pthread_mutex_lock(&h->lock);
+	for (k = 0; k < CACHE_MOVE; k++) {
+		span_put(h, bin->blocks[--bin->count]);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Everything but an untraced free of a small block by a thread with a cache. */
+static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_block_fn fn,
+					       void *ctx)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	struct tcache *tc = cache_of(h);
 	struct span *s;
 	struct bin *bin;
-	size_t size;
 	uint32_t i;
 	uint16_t meta;
 	int err;
 
-	if (unlikely(!tc)) {
+	if (!tc) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	rcu_lock();
@@ -619,7 +672,7 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 		rcu_unlock();
 		return ERROR_INVALID_ADDRESS;
 	}
-	if (unlikely(s->kind == SPAN_LARGE)) {
+	if (s->kind == SPAN_LARGE) {
 		/* free_large checks under the heap lock; the span cannot go away before. */
 		err = free_large(h, s, p, fn, ctx);
 		rcu_unlock();
@@ -630,22 +683,49 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 		rcu_unlock();
 		return ERROR_INVALID_ADDRESS; /* interior pointer, never allocated, or freed already */
 	}
-	size = meta & ~META_LIVE;
 	/* The event goes out while this thread still owns the block. */
 	if (fn) {
-		fn(ctx, ptr, size);
+		fn(ctx, ptr, meta & ~META_LIVE);
 	}
 	__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
-	rcu_unlock();
 	bin = &tc->bins[s->cls];
-	if (unlikely(bin->count == CACHE_CAP)) {
-		uint32_t k;
+	rcu_unlock();
+	if (bin->count == CACHE_CAP) {
+		bin_overflow(h, bin);
+	}
+	bin->blocks[bin->count++] = ptr;
+	return 0;
+}
 
-		pthread_mutex_lock(&h->lock);
-		for (k = 0; k < CACHE_MOVE; k++) {
-			span_put(h, bin->blocks[--bin->count]);
-		}
-		pthread_mutex_unlock(&h->lock);
+int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ctx)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	struct tcache *tc = cache_hit(h);
+	struct span *s;
+	struct bin *bin;
+	uint32_t i;
+	uint16_t meta;
+
+	if (unlikely(!tc || fn)) {
+		return free_slow(h, ptr, fn, ctx);
+	}
+	rcu_lock();
+	s = clrmemtrace__addrmap_lookup(&span_map, p);
+	if (unlikely(!s || s->heap != h || s->kind != SPAN_SMALL)) {
+		rcu_unlock();
+		return free_slow(h, ptr, fn, ctx);
+	}
+	i = block_index(s, p);
+	if (unlikely(i == UINT32_MAX ||
+		     !((meta = __atomic_load_n(&s->meta[i], __ATOMIC_ACQUIRE)) & META_LIVE))) {
+		rcu_unlock();
+		return ERROR_INVALID_ADDRESS; /* interior pointer, never allocated, or freed already */
+	}
+	__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
+	bin = &tc->bins[s->cls];
+	rcu_unlock();
+	if (unlikely(bin->count == CACHE_CAP)) {
+		bin_overflow(h, bin);
 	}
 	bin->blocks[bin->count++] = ptr;
 	return 0;

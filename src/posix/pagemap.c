@@ -10,31 +10,45 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-static size_t runs_bytes(uint32_t count)
-{
-	return sizeof(struct pm_runs) + (size_t)count * sizeof(uint64_t);
-}
+/*
+ * Small maps all get room for 8 runs: one malloc size class serves the
+ * arrays a manager replaces.
+ */
+#define MIN_CAPACITY 8u
 
 static struct pm_runs *runs_alloc(uint64_t pages, uint32_t capacity)
 {
-	struct pm_runs *r = malloc(runs_bytes(capacity));
+	struct pm_runs *r;
 
+	if (capacity < MIN_CAPACITY) {
+		capacity = MIN_CAPACITY;
+	}
+	r = malloc(PM_RUNS_BYTES(capacity));
 	if (!r) {
 		return NULL;
 	}
 	r->pages = pages;
 	r->count = 0;
-	r->pad = 0;
+	r->capacity = capacity;
 	return r;
 }
 
 /* Appends a run unless it continues the previous one's state. */
-static void runs_append(struct pm_runs *r, uint64_t first, uint8_t state)
+static void runs_append(struct pm_runs *r, uint32_t *count, uint64_t first, uint8_t state)
 {
-	if (r->count > 0 && pm_run_state(r, r->count - 1) == state) {
+	if (*count > 0 && pm_run_state(r, *count - 1) == state) {
 		return;
 	}
-	r->run[r->count++] = (first << 8) | state;
+	__atomic_store_n(&r->run[*count], (first << 8) | state, __ATOMIC_RELAXED);
+	(*count)++;
+}
+
+void clrmemtrace__pm_init(struct pm_runs *buf, uint32_t capacity, uint64_t pages, uint8_t state)
+{
+	buf->pages = pages;
+	buf->capacity = capacity;
+	__atomic_store_n(&buf->run[0], (uint64_t)state, __ATOMIC_RELAXED);
+	__atomic_store_n(&buf->count, 1, __ATOMIC_RELAXED);
 }
 
 struct pm_runs *clrmemtrace__pm_new(uint64_t pages, uint8_t state)
@@ -42,14 +56,14 @@ struct pm_runs *clrmemtrace__pm_new(uint64_t pages, uint8_t state)
 	struct pm_runs *r = runs_alloc(pages, 1);
 
 	if (r) {
-		runs_append(r, 0, state);
+		clrmemtrace__pm_init(r, r->capacity, pages, state);
 	}
 	return r;
 }
 
 uint32_t clrmemtrace__pm_find(const struct pm_runs *r, uint64_t page)
 {
-	uint32_t lo = 0, hi = r->count - 1;
+	uint32_t lo = 0, hi = pm_count_runs(r) - 1;
 
 	/* Largest i with start(i) <= page; start(0) == 0. */
 	while (lo < hi) {
@@ -64,40 +78,50 @@ uint32_t clrmemtrace__pm_find(const struct pm_runs *r, uint64_t page)
 	return lo;
 }
 
-struct pm_runs *clrmemtrace__pm_set(const struct pm_runs *r, uint64_t first, uint64_t end,
-				    uint8_t state)
+bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint64_t first,
+			      uint64_t end, uint8_t state)
 {
-	struct pm_runs *n;
-	uint32_t i, ifirst, iend;
-	uint8_t end_state;
+	uint32_t i, ifirst, iend, n = 0, count = pm_count_runs(r);
 
 	/* At most one run splits into two around [first, end), plus the new run. */
-	n = runs_alloc(r->pages, r->count + 2);
-	if (!n) {
-		return NULL;
+	if (dst->capacity < count + 2) {
+		return false;
 	}
+	dst->pages = r->pages;
 	if (first >= end) {
 		/* An empty range changes nothing; a zero-length run would break the invariants. */
-		for (i = 0; i < r->count; i++) {
-			runs_append(n, pm_run_start(r, i), pm_run_state(r, i));
+		for (i = 0; i < count; i++) {
+			runs_append(dst, &n, pm_run_start(r, i), pm_run_state(r, i));
 		}
-		return n;
+		__atomic_store_n(&dst->count, n, __ATOMIC_RELAXED);
+		return true;
 	}
 	ifirst = clrmemtrace__pm_find(r, first);
 	for (i = 0; i < ifirst; i++) {
-		runs_append(n, pm_run_start(r, i), pm_run_state(r, i));
+		runs_append(dst, &n, pm_run_start(r, i), pm_run_state(r, i));
 	}
 	if (pm_run_start(r, ifirst) < first) {
-		runs_append(n, pm_run_start(r, ifirst), pm_run_state(r, ifirst));
+		runs_append(dst, &n, pm_run_start(r, ifirst), pm_run_state(r, ifirst));
 	}
-	runs_append(n, first, state);
+	runs_append(dst, &n, first, state);
 	if (end < r->pages) {
 		iend = clrmemtrace__pm_find(r, end);
-		end_state = pm_run_state(r, iend);
-		runs_append(n, end, end_state);
-		for (i = iend + 1; i < r->count; i++) {
-			runs_append(n, pm_run_start(r, i), pm_run_state(r, i));
+		runs_append(dst, &n, end, pm_run_state(r, iend));
+		for (i = iend + 1; i < count; i++) {
+			runs_append(dst, &n, pm_run_start(r, i), pm_run_state(r, i));
 		}
+	}
+	__atomic_store_n(&dst->count, n, __ATOMIC_RELAXED);
+	return true;
+}
+
+struct pm_runs *clrmemtrace__pm_set(const struct pm_runs *r, uint64_t first, uint64_t end,
+				    uint8_t state)
+{
+	struct pm_runs *n = runs_alloc(r->pages, pm_count_runs(r) + 2);
+
+	if (n) {
+		clrmemtrace__pm_set_into(n, r, first, end, state);
 	}
 	return n;
 }
@@ -105,19 +129,21 @@ struct pm_runs *clrmemtrace__pm_set(const struct pm_runs *r, uint64_t first, uin
 uint64_t clrmemtrace__pm_count(const struct pm_runs *r, uint64_t first, uint64_t end, uint8_t mask,
 			       uint8_t value)
 {
+	uint32_t i, count = pm_count_runs(r);
 	uint64_t total = 0;
-	uint32_t i;
 
 	if (first >= end) {
 		return 0;
 	}
-	for (i = clrmemtrace__pm_find(r, first); i < r->count; i++) {
-		uint64_t s = pm_run_start(r, i), e = pm_run_end(r, i);
+	/* Short maps (the usual case) are cheaper to scan than to search. */
+	for (i = count > 8 ? clrmemtrace__pm_find(r, first) : 0; i < count; i++) {
+		uint64_t raw = pm_run_raw(r, i), s = raw >> 8;
+		uint64_t e = i + 1 < count ? pm_run_start(r, i + 1) : r->pages;
 
 		if (s >= end) {
 			break;
 		}
-		if ((pm_run_state(r, i) & mask) == value) {
+		if (e > first && ((uint8_t)raw & mask) == value) {
 			total += (e < end ? e : end) - (s > first ? s : first);
 		}
 	}
@@ -126,7 +152,7 @@ uint64_t clrmemtrace__pm_count(const struct pm_runs *r, uint64_t first, uint64_t
 
 size_t clrmemtrace__pm_bytes(const struct pm_runs *r)
 {
-	return runs_bytes(r->count);
+	return PM_RUNS_BYTES(r->capacity);
 }
 
 void clrmemtrace__pm_free(struct pm_runs *r)

@@ -32,34 +32,66 @@
 #define PM_COMMITTED 0x10u
 #define PM_RESERVED 0x00u
 
-/* Each run packs its first page (relative to the reservation) and its state. */
+/*
+ * Each run packs its first page (relative to the reservation) and its state.
+ * Entries are read and written with relaxed atomics: an owner may rewrite a
+ * buffer that a slow reader still looks at, and the reader then detects the
+ * change and retries (vm_posix.c), so every read must stay in bounds even
+ * when the contents are torn.
+ */
 struct pm_runs {
-	void *owner[2];  /* room for the owner's deferred-free record (an RCU head) */
-	uint64_t pages; /* pages in the reservation */
-	uint32_t count; /* runs, at least 1 */
-	uint32_t pad;
-	uint64_t run[]; /* (first_page << 8) | state, ascending, adjacent states differ */
+	void *owner[2];    /* room for the owner's deferred-free record */
+	uint64_t pages;    /* pages in the reservation */
+	uint32_t count;    /* runs, at least 1 */
+	uint32_t capacity; /* room in run[] */
+	uint64_t run[];    /* (first_page << 8) | state, ascending, adjacent states differ */
 };
+
+/* Bytes of a map with room for `capacity` runs. */
+#define PM_RUNS_BYTES(capacity) (sizeof(struct pm_runs) + (size_t)(capacity) * sizeof(uint64_t))
+
+static inline uint32_t pm_count_runs(const struct pm_runs *r)
+{
+	uint32_t n = __atomic_load_n(&r->count, __ATOMIC_RELAXED);
+
+	return n == 0 ? 1 : (n > r->capacity ? r->capacity : n);
+}
+
+static inline uint64_t pm_run_raw(const struct pm_runs *r, uint32_t i)
+{
+	return __atomic_load_n(&r->run[i], __ATOMIC_RELAXED);
+}
 
 static inline uint64_t pm_run_start(const struct pm_runs *r, uint32_t i)
 {
-	return r->run[i] >> 8;
+	return pm_run_raw(r, i) >> 8;
 }
 
 static inline uint8_t pm_run_state(const struct pm_runs *r, uint32_t i)
 {
-	return (uint8_t)(r->run[i] & 0xff);
+	return (uint8_t)(pm_run_raw(r, i) & 0xff);
 }
 
 static inline uint64_t pm_run_end(const struct pm_runs *r, uint32_t i)
 {
-	return i + 1 < r->count ? pm_run_start(r, i + 1) : r->pages;
+	return i + 1 < pm_count_runs(r) ? pm_run_start(r, i + 1) : r->pages;
 }
+
+/* Makes buf (with room for `capacity` >= 1 runs) a map of `pages` pages in `state`. */
+void clrmemtrace__pm_init(struct pm_runs *buf, uint32_t capacity, uint64_t pages, uint8_t state);
+
+/*
+ * Writes into dst the map `r` with pages [first, end) set to `state`, if dst
+ * has room for r's runs plus two; returns false (dst untouched) otherwise.
+ * dst and r must be different buffers.
+ */
+bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint64_t first,
+			      uint64_t end, uint8_t state);
 
 /* A map of `pages` pages all in `state`; NULL when out of memory. */
 struct pm_runs *clrmemtrace__pm_new(uint64_t pages, uint8_t state);
 
-/* The index of the run containing `page` (page < r->pages). O(log runs). */
+/* The index of the run containing `page` (page < r->pages). O(log runs); in bounds even on torn contents. */
 uint32_t clrmemtrace__pm_find(const struct pm_runs *r, uint64_t page);
 
 /*
@@ -73,7 +105,7 @@ struct pm_runs *clrmemtrace__pm_set(const struct pm_runs *r, uint64_t first, uin
 uint64_t clrmemtrace__pm_count(const struct pm_runs *r, uint64_t first, uint64_t end, uint8_t mask,
 			       uint8_t value);
 
-/* Bytes a map occupies. */
+/* Bytes a heap-allocated map occupies. */
 size_t clrmemtrace__pm_bytes(const struct pm_runs *r);
 
 void clrmemtrace__pm_free(struct pm_runs *r);

@@ -6,7 +6,12 @@
  *
  * Bookkeeping follows Wine's two levels: one `struct region` per reservation
  * (Wine's file_view), found through the RCU granule map, and per reservation a
- * run array of page states (pagemap.h). Reserve maps PROT_NONE, commit and
+ * run array of page states (pagemap.h). A region carries two small run
+ * buffers: a change is written into the one readers are not given and then
+ * published, and a version counter bumped around each rewrite lets a reader
+ * that was still on the older buffer notice and retry, so the common change
+ * allocates nothing and readers still never wait. Maps with more runs than a
+ * buffer holds live in heap arrays replaced under RCU. Reserve maps PROT_NONE, commit and
  * protect mprotect the whole range at once, decommit maps fresh PROT_NONE
  * pages over the range (so recommitted memory reads zero), MEM_RESET
  * madvises, release unmaps.
@@ -25,23 +30,29 @@
 #include "pagemap.h"
 #include "procmaps.h"
 #include "rcu.h"
+#include "reclaim.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-_Static_assert(sizeof(struct rcu_head) <= sizeof(((struct pm_runs *)0)->owner),
-	       "pm_runs has room for an RCU head");
+_Static_assert(sizeof(struct retired) <= sizeof(((struct pm_runs *)0)->owner),
+	       "pm_runs has room for a retirement record");
+
+#define INLINE_RUNS 6u
+#define INLINE_WORDS (PM_RUNS_BYTES(INLINE_RUNS) / sizeof(uint64_t))
 
 struct region {
-	struct rcu_head rcu;
+	struct retired retired;
 	uintptr_t base; /* granule-aligned; immutable */
 	uintptr_t end;  /* page-aligned; immutable */
 	uint32_t allocation_protect;
-	uint32_t cache;        /* PAGE_NOCACHE / PAGE_WRITECOMBINE of the whole reservation */
-	struct pm_runs *runs;  /* RCU-published */
-	uint64_t committed;    /* committed pages; writers only */
+	uint32_t cache;       /* PAGE_NOCACHE / PAGE_WRITECOMBINE of the whole reservation */
+	uint32_t version;     /* bumped before a buffer is rewritten and after a publish */
+	struct pm_runs *runs; /* the published map: an inline buffer or a heap array */
+	uint64_t committed;   /* committed pages; writers only */
+	uint64_t inline_buf[2][INLINE_WORDS];
 };
 
 struct vm {
@@ -49,6 +60,7 @@ struct vm {
 	struct addrmap map;
 	uint64_t seq; /* state changes so far; written under lock, read without */
 	struct vm_stats stats;
+	struct reclaimer rc;
 };
 
 /* Where the next NULL-address reservation is tried first (top-down, like the kernel). */
@@ -83,17 +95,61 @@ static uint64_t to_pages(uintptr_t bytes)
 	return bytes >> clrmemtrace__sys.page_shift;
 }
 
-static void runs_free_rcu(struct rcu_head *head)
+static void runs_dtor(struct retired *r)
 {
-	clrmemtrace__pm_free((struct pm_runs *)((char *)head - offsetof(struct pm_runs, owner)));
+	clrmemtrace__pm_free((struct pm_runs *)((char *)r - offsetof(struct pm_runs, owner)));
 }
 
-static void region_free_rcu(struct rcu_head *head)
+static struct pm_runs *inline_runs(struct region *r, unsigned k)
 {
-	struct region *r = container_of(head, struct region, rcu);
+	return (struct pm_runs *)r->inline_buf[k];
+}
 
-	clrmemtrace__pm_free(r->runs);
+static bool is_inline(struct region *r, const struct pm_runs *runs)
+{
+	return runs == inline_runs(r, 0) || runs == inline_runs(r, 1);
+}
+
+static void region_free(struct region *r)
+{
+	if (!is_inline(r, r->runs)) {
+		clrmemtrace__pm_free(r->runs);
+	}
 	free(r);
+}
+
+static void region_dtor(struct retired *ret)
+{
+	region_free(container_of(ret, struct region, retired));
+}
+
+/*
+ * Builds the map of r with pages [first, last) in `state`, unpublished:
+ * into the inline buffer readers are not given when it has room (after
+ * bumping the version, so a reader still on it retries), else into a new
+ * heap array. NULL when that allocation fails.
+ */
+static struct pm_runs *region_prepare(struct region *r, uint64_t first, uint64_t last,
+				      uint8_t state)
+{
+	struct pm_runs *spare = r->runs == inline_runs(r, 0) ? inline_runs(r, 1) : inline_runs(r, 0);
+
+	if (pm_count_runs(r->runs) + 2 <= INLINE_RUNS) {
+		__atomic_store_n(&r->version, r->version + 1, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		spare->capacity = INLINE_RUNS;
+		clrmemtrace__pm_set_into(spare, r->runs, first, last, state);
+		return spare;
+	}
+	return clrmemtrace__pm_set(r->runs, first, last, state);
+}
+
+/* Forgets a map region_prepare built (the change failed). */
+static void region_abandon(struct region *r, struct pm_runs *next)
+{
+	if (!is_inline(r, next)) {
+		clrmemtrace__pm_free(next);
+	}
 }
 
 static void bump_seq(struct vm *vm)
@@ -109,15 +165,23 @@ static struct region *find_region(struct vm *vm, uintptr_t addr)
 	return r && addr >= r->base && addr < r->end ? r : NULL;
 }
 
-/* Replaces r's run array by `next` (built earlier) and frees the old one after readers. */
-static void region_publish(struct vm *vm, struct region *r, struct pm_runs *next)
+/*
+ * Publishes `next` (from region_prepare), in which pages [first, last), of
+ * which `before` were committed, took `state`. A replaced heap array is
+ * freed once readers are done with it; a replaced inline buffer becomes the
+ * spare.
+ */
+static void region_publish(struct vm *vm, struct region *r, struct pm_runs *next, uint64_t first,
+			   uint64_t last, uint8_t state, uint64_t before)
 {
 	struct pm_runs *old = r->runs;
-	uint64_t before = clrmemtrace__pm_count(old, 0, old->pages, PM_COMMITTED, PM_COMMITTED);
-	uint64_t after = clrmemtrace__pm_count(next, 0, next->pages, PM_COMMITTED, PM_COMMITTED);
+	uint64_t after = (state & PM_COMMITTED) ? last - first : 0;
 
 	rcu_publish(r->runs, next);
-	rcu_defer((struct rcu_head *)old->owner, runs_free_rcu);
+	__atomic_store_n(&r->version, r->version + 1, __ATOMIC_RELEASE);
+	if (!is_inline(r, old)) {
+		clrmemtrace__retire(&vm->rc, (struct retired *)old->owner, runs_dtor);
+	}
 	r->committed = r->committed - before + after;
 	vm->stats.committed_bytes = vm->stats.committed_bytes - (before << clrmemtrace__sys.page_shift) +
 				    (after << clrmemtrace__sys.page_shift);
@@ -130,7 +194,7 @@ static void restore_protections(struct region *r, uint64_t first, uint64_t end)
 	const struct pm_runs *runs = r->runs;
 	uint32_t i;
 
-	for (i = clrmemtrace__pm_find(runs, first); i < runs->count; i++) {
+	for (i = clrmemtrace__pm_find(runs, first); i < pm_count_runs(runs); i++) {
 		uint64_t s = pm_run_start(runs, i), e = pm_run_end(runs, i);
 
 		if (s >= end) {
@@ -172,10 +236,11 @@ void clrmemtrace__vm_destroy(struct vm *vm)
 	if (!vm) {
 		return;
 	}
+	/* The manager is gone, so no reader can remain: free at once. */
+	clrmemtrace__retire_now(&vm->rc);
 	while ((r = clrmemtrace__addrmap_next(&vm->map, at)) != NULL) {
 		at = (r->end + CLRMEMTRACE_GRANULARITY - 1) & ~(CLRMEMTRACE_GRANULARITY - 1);
-		clrmemtrace__pm_free(r->runs);
-		free(r);
+		region_free(r);
 	}
 	clrmemtrace__addrmap_fini(&vm->map);
 	pthread_mutex_destroy(&vm->lock);
@@ -185,6 +250,7 @@ void clrmemtrace__vm_destroy(struct vm *vm)
 void clrmemtrace__vm_lock(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
+	clrmemtrace__reclaim();
 }
 
 void clrmemtrace__vm_unlock(struct vm *vm)
@@ -215,11 +281,8 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 	if (!r) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
-	r->runs = clrmemtrace__pm_new(to_pages(len), state);
-	if (!r->runs) {
-		free(r);
-		return ERROR_NOT_ENOUGH_MEMORY;
-	}
+	r->runs = inline_runs(r, 0);
+	clrmemtrace__pm_init(r->runs, INLINE_RUNS, to_pages(len), state);
 	if (base) {
 		err = clrmemtrace__os_map_fixed_noreplace(base, len, prot);
 	} else {
@@ -233,7 +296,6 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 		base = (uintptr_t)p;
 	}
 	if (err) {
-		clrmemtrace__pm_free(r->runs);
 		free(r);
 		return err;
 	}
@@ -245,8 +307,7 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 	err = clrmemtrace__addrmap_insert(&vm->map, r->base, r->end, r);
 	if (err) {
 		clrmemtrace__os_unmap(r->base, len);
-		clrmemtrace__pm_free(r->runs);
-		free(r);
+		clrmemtrace__retire(&vm->rc, &r->retired, region_dtor);
 		return err;
 	}
 	__atomic_store_n(&placement_hint, base, __ATOMIC_RELAXED);
@@ -278,17 +339,18 @@ static int commit(struct vm *vm, uintptr_t base, uintptr_t end, uint32_t protect
 	}
 	first = to_pages(base - r->base);
 	last = to_pages(end - r->base);
-	next = clrmemtrace__pm_set(r->runs, first, last, state);
+	next = region_prepare(r, first, last, state);
 	if (!next) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	err = clrmemtrace__os_protect(base, end - base, clrmemtrace__pm_to_unix(state));
 	if (err) {
 		restore_protections(r, first, last);
-		clrmemtrace__pm_free(next);
+		region_abandon(r, next);
 		return err;
 	}
-	region_publish(vm, r, next);
+	region_publish(vm, r, next, first, last, state,
+		       clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED));
 	*out = (void *)base;
 	return 0;
 }
@@ -390,13 +452,14 @@ int clrmemtrace__vm_alloc(struct vm *vm, void *address, size_t size, uint32_t ty
 static int decommit(struct vm *vm, struct region *r, uintptr_t base, uintptr_t end)
 {
 	uint64_t first = to_pages(base - r->base), last = to_pages(end - r->base);
+	uint64_t committed = clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED);
 	struct pm_runs *next;
 	int err;
 
-	if (!clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED)) {
+	if (!committed) {
 		return 0; /* #31: nothing committed, nothing to do */
 	}
-	next = clrmemtrace__pm_set(r->runs, first, last, PM_RESERVED);
+	next = region_prepare(r, first, last, PM_RESERVED);
 	if (!next) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
@@ -409,11 +472,11 @@ static int decommit(struct vm *vm, struct region *r, uintptr_t base, uintptr_t e
 		 */
 		if (clrmemtrace__os_is_mapped(base, end - base) ||
 		    clrmemtrace__os_map_fixed_noreplace(base, end - base, PROT_NONE) != 0) {
-			clrmemtrace__pm_free(next);
+			region_abandon(r, next);
 			return err;
 		}
 	}
-	region_publish(vm, r, next);
+	region_publish(vm, r, next, first, last, PM_RESERVED, committed);
 	return 0;
 }
 
@@ -431,7 +494,7 @@ static int release(struct vm *vm, struct region *r)
 	vm->stats.committed_bytes -= r->committed << clrmemtrace__sys.page_shift;
 	__atomic_store_n(&placement_hint, r->end, __ATOMIC_RELAXED);
 	bump_seq(vm);
-	rcu_defer(&r->rcu, region_free_rcu);
+	clrmemtrace__retire(&vm->rc, &r->retired, region_dtor);
 	return 0;
 }
 
@@ -518,7 +581,7 @@ int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t 
 	if (first == last) {
 		return 0; /* a zero-length range at a page boundary changes nothing */
 	}
-	next = clrmemtrace__pm_set(r->runs, first, last, state);
+	next = region_prepare(r, first, last, state);
 	if (!next) {
 		*old_protect = 0;
 		return ERROR_NOT_ENOUGH_MEMORY;
@@ -526,28 +589,45 @@ int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t 
 	err = clrmemtrace__os_protect(base, end - base, clrmemtrace__pm_to_unix(state));
 	if (err) {
 		restore_protections(r, first, last);
-		clrmemtrace__pm_free(next);
+		region_abandon(r, next);
 		*old_protect = 0;
 		return err;
 	}
-	region_publish(vm, r, next);
+	region_publish(vm, r, next, first, last, state, last - first);
 	return 0;
 }
 
 /* ---------- VirtualQuery ---------- */
 
-static void fill_owned(const struct region *r, const struct pm_runs *runs, uintptr_t page,
-		       MEMORY_BASIC_INFORMATION *mbi)
+/*
+ * RCU read side held. Reads the run holding `page`, retrying if the buffer
+ * it read was rewritten meanwhile (the version moved); never waits.
+ */
+static void fill_owned(const struct region *r, uintptr_t page, MEMORY_BASIC_INFORMATION *mbi)
 {
-	uint64_t p = to_pages(page - r->base);
-	uint32_t i = clrmemtrace__pm_find(runs, p);
-	uint8_t state = pm_run_state(runs, i);
+	uint64_t p = to_pages(page - r->base), end;
+	uint32_t v;
+	uint8_t state;
 
+	for (;;) {
+		const struct pm_runs *runs;
+		uint32_t i;
+
+		v = __atomic_load_n(&r->version, __ATOMIC_ACQUIRE);
+		runs = rcu_load(r->runs);
+		i = clrmemtrace__pm_find(runs, p);
+		state = pm_run_state(runs, i);
+		end = pm_run_end(runs, i);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&r->version, __ATOMIC_RELAXED) == v && end > p) {
+			break;
+		}
+	}
 	memset(mbi, 0, sizeof(*mbi));
 	mbi->BaseAddress = (void *)page;
 	mbi->AllocationBase = (void *)r->base;
 	mbi->AllocationProtect = r->allocation_protect;
-	mbi->RegionSize = (size_t)(pm_run_end(runs, i) - p) << clrmemtrace__sys.page_shift;
+	mbi->RegionSize = (size_t)(end - p) << clrmemtrace__sys.page_shift;
 	if (state & PM_COMMITTED) {
 		mbi->State = MEM_COMMIT;
 		mbi->Protect = clrmemtrace__pm_to_win32(state) | r->cache; /* #53, #66 */
@@ -572,7 +652,7 @@ int clrmemtrace__vm_query(struct vm *vm, const void *address, MEMORY_BASIC_INFOR
 	rcu_lock();
 	r = clrmemtrace__addrmap_lookup(&vm->map, addr);
 	if (r && addr >= r->base && addr < r->end) {
-		fill_owned(r, rcu_load(r->runs), page, mbi);
+		fill_owned(r, page, mbi);
 		rcu_unlock();
 		goto end;
 	}
@@ -604,7 +684,7 @@ int clrmemtrace__vm_foreach_run(struct vm *vm, vm_run_fn fn, void *ctx)
 		const struct pm_runs *runs = r->runs;
 		uint32_t i;
 
-		for (i = 0; i < runs->count; i++) {
+		for (i = 0; i < pm_count_runs(runs); i++) {
 			uint8_t state = pm_run_state(runs, i);
 			struct vm_run run = {
 				.base = r->base + (pm_run_start(runs, i) << clrmemtrace__sys.page_shift),

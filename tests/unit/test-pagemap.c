@@ -652,7 +652,9 @@ static void test_pagemap_huge_reservation_costs_kilobytes(void **state)
 	/* Committing everything collapses it to a single run again. */
 	set(&r, 0, pages, RW);
 	assert_int_equal(r->count, 1);
-	assert_int_equal(clrmemtrace__pm_bytes(r), empty);
+	/* The array is sized for the map it replaced (runs + 2), never for the pages. */
+	assert_true(clrmemtrace__pm_bytes(r) <= PM_RUNS_BYTES(9 + 2));
+	assert_true(clrmemtrace__pm_bytes(r) >= empty);
 	clrmemtrace__pm_free(r);
 }
 

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deferred reclamation in batches: see reclaim.h.
+ */
+#include "reclaim.h"
+
+#include "internal.h"
+#include "rcu.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define BATCH_SIZE 64u
+
+struct batch {
+	struct rcu_head rcu;
+	struct batch *next;
+	struct retired *list;
+};
+
+static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct batch *ready;
+
+static void batch_ready(struct rcu_head *head)
+{
+	struct batch *b = container_of(head, struct batch, rcu);
+
+	pthread_mutex_lock(&ready_lock);
+	b->next = ready;
+	__atomic_store_n(&ready, b, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ready_lock);
+}
+
+static void run_list(struct retired *r)
+{
+	while (r) {
+		struct retired *next = r->next;
+
+		r->dtor(r);
+		r = next;
+	}
+}
+
+static void submit(struct reclaimer *rc)
+{
+	struct batch *b = malloc(sizeof(*b));
+
+	if (!b) {
+		return; /* the open batch keeps growing; the next retire tries again */
+	}
+	b->list = rc->open;
+	rc->open = NULL;
+	rc->count = 0;
+	rcu_defer(&b->rcu, batch_ready);
+}
+
+void clrmemtrace__retire(struct reclaimer *rc, struct retired *r, void (*dtor)(struct retired *))
+{
+	r->dtor = dtor;
+	r->next = rc->open;
+	rc->open = r;
+	if (++rc->count >= BATCH_SIZE) {
+		submit(rc);
+	}
+}
+
+void clrmemtrace__retire_now(struct reclaimer *rc)
+{
+	run_list(rc->open);
+	rc->open = NULL;
+	rc->count = 0;
+}
+
+void clrmemtrace__reclaim(void)
+{
+	struct batch *b;
+
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		return;
+	}
+	pthread_mutex_lock(&ready_lock);
+	b = ready;
+	ready = NULL;
+	pthread_mutex_unlock(&ready_lock);
+	while (b) {
+		struct batch *next = b->next;
+
+		run_list(b->list);
+		free(b);
+		b = next;
+	}
+}
