@@ -537,6 +537,36 @@ static void test_alloc_commit_returns_page_start(void **state)
 	release_ok(mm, addr);
 }
 
+/* #14, #20, #50: a reservation far larger than memory, as a GC heap makes one. */
+static void test_alloc_large_reservation(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	const size_t size = (size_t)16 << 30;
+	char *addr = alloc_ok(mm, NULL, size, MEM_RESERVE, PAGE_READWRITE);
+	char *last = addr + size - page;
+
+	assert_int_equal((uintptr_t)addr & (GRANULARITY - 1), 0);
+	check_query(mm, addr + size / 2, addr + size / 2, addr, PAGE_READWRITE, size / 2,
+		    MEM_RESERVE, 0, MEM_PRIVATE);
+	assert_ptr_equal(alloc_ok(mm, addr, 2 * page, MEM_COMMIT, PAGE_READWRITE), addr);
+	assert_ptr_equal(alloc_ok(mm, last, page, MEM_COMMIT, PAGE_READWRITE), last);
+	last[page - 1] = 0x7f;
+	addr[0] = 0x7e;
+	check_query(mm, addr, addr, addr, PAGE_READWRITE, 2 * page, MEM_COMMIT, PAGE_READWRITE,
+		    MEM_PRIVATE);
+	check_query(mm, addr + 2 * page, addr + 2 * page, addr, PAGE_READWRITE,
+		    size - 3 * page, MEM_RESERVE, 0, MEM_PRIVATE);
+	check_query(mm, last + 5, last, addr, PAGE_READWRITE, page, MEM_COMMIT, PAGE_READWRITE,
+		    MEM_PRIVATE);
+	check_access(addr + size / 2, 0);
+	assert_hr(S_OK, IHostMemoryManager_VirtualFree(mm, last, page, MEM_DECOMMIT));
+	check_query(mm, addr + 2 * page, addr + 2 * page, addr, PAGE_READWRITE,
+		    size - 2 * page, MEM_RESERVE, 0, MEM_PRIVATE);
+	assert_int_equal(addr[0], 0x7e);
+	release_ok(mm, addr);
+	check_free(mm, addr);
+}
+
 /* The hosting interface's own arguments (clr-hosting-api.md §1.3, §1.7). */
 static void test_alloc_interface_arguments(void **state)
 {
@@ -617,6 +647,7 @@ int main(void)
 		TEST(test_alloc_commit_protection_differs),
 		TEST(test_alloc_recommit_changes_protection),
 		TEST(test_alloc_commit_returns_page_start),
+		TEST(test_alloc_large_reservation),
 		TEST(test_alloc_interface_arguments),
 		TEST(test_alloc_targets_invalid),
 	};

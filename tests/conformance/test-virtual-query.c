@@ -8,10 +8,13 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -558,6 +561,435 @@ static void test_query_null_address(void **state)
 	check_free(mm, (void *)(uintptr_t)(page + 1));
 }
 
+/* ---------- A reservation against a model ---------- */
+
+#define MODEL_PAGES 45
+
+static const DWORD model_protections[] = {
+	PAGE_NOACCESS,
+	PAGE_READONLY,
+	PAGE_READWRITE,
+	PAGE_EXECUTE,
+	PAGE_EXECUTE_READ,
+	PAGE_EXECUTE_READWRITE,
+	PAGE_READONLY | PAGE_GUARD,
+	PAGE_READWRITE | PAGE_GUARD,
+	PAGE_EXECUTE_READWRITE | PAGE_GUARD,
+};
+
+struct model {
+	DWORD protect[MODEL_PAGES]; /* 0: reserved */
+	unsigned char first_byte[MODEL_PAGES];
+	bool unknown[MODEL_PAGES]; /* reset since the last write or decommit */
+};
+
+static uint32_t model_rand(uint32_t *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return *seed >> 8;
+}
+
+static bool model_writable(DWORD p)
+{
+	return !(p & PAGE_GUARD) && (p == PAGE_READWRITE || p == PAGE_EXECUTE_READWRITE);
+}
+
+static bool model_readable(DWORD p)
+{
+	return p != 0 && !(p & PAGE_GUARD) && p != PAGE_NOACCESS;
+}
+
+/* Every run VirtualQuery reports over the reservation is the model's maximal run. */
+static void model_check(IHostMemoryManager *mm, char *base, const struct model *md, int step)
+{
+	size_t at = 0;
+
+	while (at < MODEL_PAGES) {
+		size_t end = at + 1;
+		DWORD p = md->protect[at];
+		MEMORY_BASIC_INFORMATION m;
+
+		while (end < MODEL_PAGES && md->protect[end] == p) {
+			end++;
+		}
+		query(mm, base + at * page, &m);
+		if (m.RegionSize != (end - at) * page || m.Protect != p) {
+			print_error("step %d, page %zu\n", step, at);
+		}
+		check_mbi(&m, base + at * page, base, PAGE_NOACCESS, (end - at) * page,
+			  p ? MEM_COMMIT : MEM_RESERVE, p, MEM_PRIVATE);
+		at = end;
+	}
+	for (at = 0; at < MODEL_PAGES; at++) {
+		if (model_readable(md->protect[at]) && !md->unknown[at]) {
+			assert_int_equal((unsigned char)base[at * page], md->first_byte[at]);
+		}
+	}
+}
+
+/*
+ * #20-#24, #31, #40-#43, #47, #50, #59: random commits, decommits,
+ * protections, resets and writes on a reservation that is not a multiple of
+ * 64 KiB, checked against a model after every step.
+ */
+static void test_query_against_model(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	char *base = alloc_ok(mm, NULL, MODEL_PAGES * page, MEM_RESERVE, PAGE_NOACCESS);
+	struct model md;
+	uint32_t seed = 20240601;
+	int step;
+
+	memset(&md, 0, sizeof(md));
+	for (step = 0; step < 600; step++) {
+		size_t first = model_rand(&seed) % MODEL_PAGES;
+		size_t max = MODEL_PAGES - first;
+		size_t count = 1 + model_rand(&seed) % (model_rand(&seed) % 4 ? (max < 6 ? max : 6) : max);
+		DWORD p = model_protections[model_rand(&seed) %
+					    (sizeof(model_protections) / sizeof(model_protections[0]))];
+		char *addr = base + first * page;
+		size_t i, committed = 0;
+		void *out;
+
+		for (i = first; i < first + count; i++) {
+			committed += md.protect[i] != 0;
+		}
+		switch (model_rand(&seed) % 4) {
+		case 0:
+			assert_ptr_equal(alloc_ok(mm, addr, count * page, MEM_COMMIT, p), addr);
+			for (i = first; i < first + count; i++) {
+				md.protect[i] = p;
+			}
+			break;
+		case 1:
+			assert_hr(S_OK, IHostMemoryManager_VirtualFree(mm, addr, count * page,
+								       MEM_DECOMMIT));
+			for (i = first; i < first + count; i++) {
+				md.protect[i] = 0;
+				md.first_byte[i] = 0;
+				md.unknown[i] = false;
+			}
+			break;
+		case 2:
+			if (committed == count) {
+				assert_int_equal(protect_ok(mm, addr, count * page, p),
+						 md.protect[first]);
+				for (i = first; i < first + count; i++) {
+					md.protect[i] = p;
+				}
+			} else {
+				protect_fails(mm, addr, count * page, p, HR_INVALID_ADDRESS);
+			}
+			break;
+		default:
+			out = NULL;
+			assert_hr(S_OK, IHostMemoryManager_VirtualAlloc(mm, addr, count * page,
+									MEM_RESET, PAGE_READWRITE,
+									eTaskCritical, &out));
+			assert_ptr_equal(out, addr);
+			/* Reset pages keep their contents or read zero: stop checking them. */
+			for (i = first; i < first + count; i++) {
+				md.unknown[i] = md.protect[i] != 0;
+			}
+			break;
+		}
+		/* Write a fresh byte to one writable page. */
+		for (i = 0; i < MODEL_PAGES; i++) {
+			size_t k = (first + i) % MODEL_PAGES;
+
+			if (model_writable(md.protect[k])) {
+				md.first_byte[k] = (unsigned char)(step + 1);
+				md.unknown[k] = false;
+				base[k * page] = (char)md.first_byte[k];
+				break;
+			}
+		}
+		model_check(mm, base, &md, step);
+		if (step % 50 == 0) {
+			check_maps(mm, base, MODEL_PAGES * page);
+		}
+	}
+	check_maps(mm, base, MODEL_PAGES * page);
+	release_ok(mm, base);
+}
+
+/* ---------- Queries during writes ---------- */
+
+struct flipper {
+	IHostMemoryManager *mm;
+	char *small, *large; /* pages to flip in a map of few runs, and of many */
+	volatile int stop;
+	unsigned long flips;
+	HRESULT hr; /* the first failure */
+};
+
+static void flip(struct flipper *f, char *addr, SIZE_T size, DWORD protect)
+{
+	DWORD old;
+	HRESULT hr = IHostMemoryManager_VirtualProtect(f->mm, addr, size, protect, &old);
+
+	if (hr != S_OK && f->hr == S_OK) {
+		f->hr = hr;
+	}
+}
+
+static void *flipper_thread(void *arg)
+{
+	struct flipper *f = arg;
+
+	while (!f->stop) {
+		flip(f, f->small, 8 * page, PAGE_READONLY);
+		flip(f, f->large + 12 * page, page, PAGE_READWRITE);
+		flip(f, f->small, 8 * page, PAGE_READWRITE);
+		flip(f, f->large + 12 * page, page, PAGE_READONLY);
+		f->flips++;
+	}
+	return NULL;
+}
+
+/* m is one of the n (Protect, RegionSize in pages) answers a state of the writer allows. */
+static bool answer_is(const MEMORY_BASIC_INFORMATION *m, const void *page_addr,
+		      const void *allocation, size_t n, const DWORD *protect, const size_t *pages)
+{
+	size_t i;
+
+	if (m->BaseAddress != page_addr || m->AllocationBase != allocation ||
+	    m->AllocationProtect != PAGE_READWRITE || m->State != MEM_COMMIT ||
+	    m->Type != MEM_PRIVATE) {
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		if (m->Protect == protect[i] && m->RegionSize == pages[i] * page) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * #50, DESIGN.md: VirtualQuery takes no lock, yet every answer it gives while
+ * another thread changes protections is a state that thread produced. The
+ * small reservation flips between two states of two runs at most; the large
+ * one keeps 24 alternating runs and merges or splits three of them.
+ */
+static void test_query_consistent_during_writes(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	struct flipper f = { .mm = mm };
+	static const DWORD rw_ro[] = { PAGE_READWRITE, PAGE_READONLY };
+	static const DWORD rw_rw[] = { PAGE_READWRITE, PAGE_READWRITE };
+	static const size_t small0[] = { 16, 8 }, small4[] = { 12, 4 }, small8[] = { 8, 8 };
+	static const size_t large11[] = { 3, 1 }, large12[] = { 2, 1 }, large13[] = { 1, 1 };
+	pthread_t t;
+	unsigned long queries = 0, bad = 0;
+	struct timespec start, now;
+	size_t i;
+
+	f.small = alloc_ok(mm, NULL, 16 * page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+	f.large = alloc_ok(mm, NULL, 24 * page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+	for (i = 0; i < 24; i += 2) {
+		protect_ok(mm, f.large + i * page, page, PAGE_READONLY);
+	}
+	check_query(mm, f.large + 12 * page, f.large + 12 * page, f.large, PAGE_READWRITE, page,
+		    MEM_COMMIT, PAGE_READONLY, MEM_PRIVATE);
+	assert_int_equal(pthread_create(&t, NULL, flipper_thread, &f), 0);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		MEMORY_BASIC_INFORMATION m;
+		struct {
+			char *addr;
+			char *allocation;
+			const DWORD *protect;
+			const size_t *pages;
+		} probes[] = {
+			{ f.small, f.small, rw_ro, small0 },
+			{ f.small + 4 * page, f.small, rw_ro, small4 },
+			{ f.small + 8 * page, f.small, rw_rw, small8 },
+			{ f.large + 11 * page, f.large, rw_rw, large11 },
+			{ f.large + 12 * page, f.large, rw_ro, large12 },
+			{ f.large + 13 * page, f.large, rw_rw, large13 },
+		};
+
+		for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+			SIZE_T got = 0;
+			HRESULT hr = IHostMemoryManager_VirtualQuery(mm, probes[i].addr, &m,
+								     sizeof(m), &got);
+
+			queries++;
+			if (hr != S_OK || got != sizeof(m) ||
+			    !answer_is(&m, probes[i].addr, probes[i].allocation, 2,
+				       probes[i].protect, probes[i].pages)) {
+				if (!bad++) {
+					print_error("%p: Protect %#x, RegionSize %#zx, State %#x\n",
+						    (void *)probes[i].addr, (unsigned)m.Protect,
+						    (size_t)m.RegionSize, (unsigned)m.State);
+				}
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) <
+		 400000000L);
+	f.stop = 1;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_hr(S_OK, f.hr);
+	assert_int_equal(bad, 0);
+	assert_true(f.flips > 0);
+	assert_true(queries > 0);
+	check_maps(mm, f.small, 16 * page);
+	check_maps(mm, f.large, 24 * page);
+	release_ok(mm, f.small);
+	release_ok(mm, f.large);
+}
+
+/* ---------- Queries while a writer is suspended ---------- */
+
+struct suspension {
+	IHostMemoryManager *mm;
+	char *area; /* 16 committed pages the writer keeps changing */
+	volatile int stop;
+	sem_t ready, parked, resume, go, done;
+	/* Written by the query thread, read after `done`. */
+	HRESULT hr[4];
+	MEMORY_BASIC_INFORMATION owned;
+};
+
+static struct suspension *suspension;
+
+static void park(int sig)
+{
+	(void)sig;
+	sem_post(&suspension->parked);
+	while (sem_wait(&suspension->resume) != 0) {
+	}
+}
+
+static void *suspended_writer(void *arg)
+{
+	struct suspension *s = arg;
+	unsigned i = 0;
+
+	sem_post(&s->ready);
+	while (!s->stop) {
+		char *page_addr = s->area + (i % 16) * page;
+		void *p = NULL;
+		DWORD old;
+
+		/* Every kind of write: reserve, commit, protect, decommit, release. */
+		if (IHostMemoryManager_VirtualAlloc(s->mm, NULL, 2 * page, MEM_RESERVE | MEM_COMMIT,
+						    PAGE_READWRITE, eTaskCritical, &p) == S_OK) {
+			*(volatile char *)p = 1;
+			IHostMemoryManager_VirtualProtect(s->mm, p, page, PAGE_READONLY, &old);
+			IHostMemoryManager_VirtualFree(s->mm, (char *)p + page, page, MEM_DECOMMIT);
+			IHostMemoryManager_VirtualFree(s->mm, p, 0, MEM_RELEASE);
+		}
+		IHostMemoryManager_VirtualProtect(s->mm, page_addr, page,
+						  i & 16 ? PAGE_READWRITE : PAGE_READONLY, &old);
+		i++;
+	}
+	return NULL;
+}
+
+static void *suspension_querier(void *arg)
+{
+	struct suspension *s = arg;
+	MEMORY_BASIC_INFORMATION m;
+	volatile char local = 0;
+	SIZE_T got;
+
+	for (;;) {
+		while (sem_wait(&s->go) != 0) {
+		}
+		if (s->stop) {
+			return NULL;
+		}
+		s->hr[0] = IHostMemoryManager_VirtualQuery(s->mm, s->area + 5 * page, &s->owned,
+							   sizeof(s->owned), &got);
+		s->hr[1] = IHostMemoryManager_VirtualQuery(s->mm, (void *)&local, &m, sizeof(m),
+							   &got);
+		s->hr[2] = IHostMemoryManager_VirtualQuery(s->mm, (void *)(USER_LIMIT - page), &m,
+							   sizeof(m), &got);
+		s->hr[3] = IHostMemoryManager_VirtualQuery(s->mm, (void *)&suspension, &m,
+							   sizeof(m), &got);
+		sem_post(&s->done);
+	}
+}
+
+/*
+ * DESIGN.md, §1.11: VirtualQuery "must not deadlock when other threads are
+ * suspended". A runtime suspends threads anywhere, inside the manager (with
+ * its lock held) or inside malloc: the writer here is parked from a signal
+ * handler at random points while another thread queries the manager's
+ * memory, a stack, free space and an image.
+ */
+static void test_query_while_writer_suspended(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	struct suspension s = { .mm = mm };
+	struct sigaction sa, old;
+	pthread_t writer, querier;
+	int i, stuck = -1;
+
+	s.area = alloc_ok(mm, NULL, 16 * page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+	suspension = &s;
+	sem_init(&s.ready, 0, 0);
+	sem_init(&s.parked, 0, 0);
+	sem_init(&s.resume, 0, 0);
+	sem_init(&s.go, 0, 0);
+	sem_init(&s.done, 0, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = park;
+	sigfillset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	assert_int_equal(sigaction(SIGUSR2, &sa, &old), 0);
+	assert_int_equal(pthread_create(&querier, NULL, suspension_querier, &s), 0);
+	/* A first round before the writer starts sets up the querier's own state. */
+	sem_post(&s.go);
+	sem_wait(&s.done);
+	assert_int_equal(pthread_create(&writer, NULL, suspended_writer, &s), 0);
+	sem_wait(&s.ready);
+
+	for (i = 0; i < 300 && stuck < 0; i++) {
+		struct timespec deadline;
+		int k;
+
+		usleep((useconds_t)(i % 7) * 50);
+		assert_int_equal(pthread_kill(writer, SIGUSR2), 0);
+		while (sem_wait(&s.parked) != 0) {
+		}
+		memset(s.hr, 0xff, sizeof(s.hr));
+		sem_post(&s.go);
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10;
+		if (sem_timedwait(&s.done, &deadline) != 0) {
+			stuck = i;
+		}
+		sem_post(&s.resume);
+		if (stuck >= 0) {
+			/* Let the querier finish now that the writer runs again. */
+			sem_wait(&s.done);
+			break;
+		}
+		for (k = 0; k < 4; k++) {
+			assert_hr(S_OK, s.hr[k]);
+		}
+		assert_ptr_equal(s.owned.AllocationBase, s.area);
+		assert_ptr_equal(s.owned.BaseAddress, s.area + 5 * page);
+		assert_int_equal(s.owned.State, MEM_COMMIT);
+		assert_true(s.owned.Protect == PAGE_READWRITE || s.owned.Protect == PAGE_READONLY);
+	}
+	s.stop = 1;
+	sem_post(&s.go);
+	assert_int_equal(pthread_join(querier, NULL), 0);
+	assert_int_equal(pthread_join(writer, NULL), 0);
+	assert_int_equal(sigaction(SIGUSR2, &old, NULL), 0);
+	if (stuck >= 0) {
+		print_error("VirtualQuery blocked while the writer was suspended (round %d)\n",
+			    stuck);
+		fail();
+	}
+	release_ok(mm, s.area);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, manager_setup, manager_teardown)
 
 int main(void)
@@ -581,6 +1013,9 @@ int main(void)
 		TEST(test_query_private_file_mapping),
 		TEST(test_query_foreign_anonymous),
 		TEST(test_query_null_address),
+		TEST(test_query_against_model),
+		TEST(test_query_consistent_during_writes),
+		TEST(test_query_while_writer_suspended),
 	};
 
 	conformance_init();
