@@ -341,6 +341,119 @@ static void test_malloc_threadsafe(void **state)
 	release_heap(heap);
 }
 
+/* One thread using more heaps than it keeps caches for: every heap stays exact. */
+static void test_malloc_many_heaps(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	enum { HEAPS = 7, BLOCKS = 40 };
+	IHostMalloc *heaps[HEAPS];
+	unsigned char *blocks[HEAPS][BLOCKS];
+	size_t h, b, round;
+
+	for (h = 0; h < HEAPS; h++) {
+		heaps[h] = create_heap(mm, h % 2 ? MALLOC_THREADSAFE : 0);
+	}
+	for (round = 0; round < 3; round++) {
+		for (b = 0; b < BLOCKS; b++) {
+			for (h = 0; h < HEAPS; h++) {
+				size_t size = 8 + ((b * 37 + h * 11) % 300);
+
+				blocks[h][b] = heap_alloc(heaps[h], size);
+				memset(blocks[h][b], (int)(h * BLOCKS + b), 8);
+			}
+		}
+		for (h = 0; h < HEAPS; h++) {
+			for (b = 0; b < BLOCKS; b++) {
+				assert_int_equal(blocks[h][b][7], (unsigned char)(h * BLOCKS + b));
+				/* A block of one heap is refused by the next one. */
+				assert_hr(HOST_E_INVALIDOPERATION,
+					  IHostMalloc_Free(heaps[(h + 1) % HEAPS], blocks[h][b]));
+			}
+		}
+		for (b = 0; b < BLOCKS; b++) {
+			for (h = 0; h < HEAPS; h++) {
+				assert_hr(S_OK, IHostMalloc_Free(heaps[h], blocks[h][b]));
+			}
+		}
+		for (h = 0; h < HEAPS; h++) {
+			assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heaps[h], blocks[h][0]));
+		}
+	}
+	/* Release in an order unlike creation. */
+	for (h = 0; h < HEAPS; h++) {
+		release_heap(heaps[(h * 3) % HEAPS]);
+	}
+}
+
+struct handover {
+	IHostMalloc *heap;
+	void *block;
+	HRESULT hr, again;
+	pthread_barrier_t cached, before_exit; /* used when `wait` is set */
+	bool wait;
+};
+
+static void *free_elsewhere(void *arg)
+{
+	struct handover *ho = arg;
+	size_t i;
+
+	ho->hr = IHostMalloc_Free(ho->heap, ho->block);
+	ho->again = IHostMalloc_Free(ho->heap, ho->block);
+	/* Leave blocks in this thread's cache. */
+	for (i = 0; i < 10; i++) {
+		void *p = NULL;
+
+		if (IHostMalloc_Alloc(ho->heap, 48, eTaskCritical, &p) == S_OK) {
+			IHostMalloc_Free(ho->heap, p);
+		}
+	}
+	if (ho->wait) {
+		/* The heap is released between these two. */
+		pthread_barrier_wait(&ho->cached);
+		pthread_barrier_wait(&ho->before_exit);
+	}
+	return NULL;
+}
+
+/*
+ * A block may be freed by another thread, once; a thread that exits with
+ * blocks cached for a heap gives them back, also when the heap is already
+ * gone by then.
+ */
+static void test_malloc_free_from_other_thread(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	IHostMalloc *heap = create_heap(mm, MALLOC_THREADSAFE);
+	struct handover ho = { .heap = heap };
+	pthread_t t;
+	void *p;
+
+	ho.block = heap_alloc(heap, 48);
+	assert_int_equal(pthread_create(&t, NULL, free_elsewhere, &ho), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_hr(S_OK, ho.hr);
+	assert_hr(HOST_E_INVALIDOPERATION, ho.again);
+	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, ho.block));
+	p = heap_alloc(heap, 48);
+	assert_hr(S_OK, IHostMalloc_Free(heap, p));
+
+	/* The heap goes away while the thread still caches blocks for it. */
+	ho.block = heap_alloc(heap, 48);
+	ho.wait = true;
+	pthread_barrier_init(&ho.cached, NULL, 2);
+	pthread_barrier_init(&ho.before_exit, NULL, 2);
+	assert_int_equal(pthread_create(&t, NULL, free_elsewhere, &ho), 0);
+	pthread_barrier_wait(&ho.cached);
+	release_heap(heap);
+	pthread_barrier_wait(&ho.before_exit);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&ho.cached);
+	pthread_barrier_destroy(&ho.before_exit);
+	assert_hr(S_OK, ho.hr);
+	assert_hr(HOST_E_INVALIDOPERATION, ho.again);
+}
+
 /* A heap keeps its manager alive; the manager's last reference may go first. */
 static void test_malloc_keeps_manager(void **state)
 {
@@ -374,6 +487,8 @@ int main(void)
 		TEST(test_malloc_foreign_pointers),
 		TEST(test_malloc_executable),
 		TEST(test_malloc_threadsafe),
+		TEST(test_malloc_many_heaps),
+		TEST(test_malloc_free_from_other_thread),
 		cmocka_unit_test(test_malloc_keeps_manager),
 	};
 
