@@ -6,8 +6,13 @@
  */
 #include "conformance.h"
 
+#include <dlfcn.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
 
 static const DWORD valid_protections[] = {
 	PAGE_NOACCESS, PAGE_READONLY,	  PAGE_READWRITE,
@@ -537,6 +542,67 @@ static void test_alloc_commit_returns_page_start(void **state)
 	release_ok(mm, addr);
 }
 
+/* #18: an explicit reservation over memory someone else mapped fails and maps nothing. */
+static void test_alloc_reserve_over_foreign(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	char *g = alloc_ok(mm, NULL, GRANULARITY, MEM_RESERVE, PAGE_NOACCESS);
+	char *foreign;
+	void *code = dlsym(RTLD_DEFAULT, "getpid");
+	int local = 0;
+
+	release_ok(mm, g);
+	foreign = mmap(g + 2 * page, page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	assert_ptr_equal(foreign, g + 2 * page);
+	foreign[0] = 0x5c;
+	alloc_fails(mm, g, GRANULARITY, MEM_RESERVE, PAGE_NOACCESS, HR_INVALID_ADDRESS);
+	alloc_fails(mm, g + page, 4 * page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
+		    HR_INVALID_ADDRESS);
+	/* The foreign page is untouched and nothing was mapped around it. */
+	assert_int_equal(foreign[0], 0x5c);
+	check_access(foreign, PAGE_READWRITE);
+	check_free(mm, g);
+	check_free(mm, g + 3 * page);
+	assert_int_equal(munmap(foreign, page), 0);
+	/* A loaded image and a stack. */
+	assert_non_null(code);
+	alloc_fails(mm, code, page, MEM_RESERVE, PAGE_NOACCESS, HR_INVALID_ADDRESS);
+	alloc_fails(mm, &local, page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
+		    HR_INVALID_ADDRESS);
+	assert_true(probe_readable(code));
+}
+
+/* #9: the highest reservation, ending exactly at the user-space limit, is allowed. */
+static void test_alloc_top_of_user_space(void **state)
+{
+	IHostMemoryManager *mm = *state;
+	uintptr_t top = USER_LIMIT & ~(uintptr_t)(GRANULARITY - 1);
+	size_t size = USER_LIMIT - top;
+	struct vma_info v;
+	char *addr;
+
+	if (size == 0 || vma_find(top, &v) || vma_next_start(top) < USER_LIMIT) {
+		/* Something (a stack without address randomisation) lives there. */
+		alloc_fails(mm, (void *)top, size ? size : GRANULARITY, MEM_RESERVE, PAGE_NOACCESS,
+			    size ? HR_INVALID_ADDRESS : HR_INVALID_PARAMETER);
+		return;
+	}
+	addr = alloc_ok(mm, (void *)top, size, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+	assert_ptr_equal(addr, (void *)top);
+	addr[size - 1] = 1;
+	check_query(mm, addr + size - 1, addr + size - page, addr, PAGE_READWRITE, page,
+		    MEM_COMMIT, PAGE_READWRITE, MEM_PRIVATE);
+	check_query(mm, addr, addr, addr, PAGE_READWRITE, size, MEM_COMMIT, PAGE_READWRITE,
+		    MEM_PRIVATE);
+	/* One more page would leave user space. */
+	alloc_fails(mm, addr + size - page, 2 * page, MEM_COMMIT, PAGE_READWRITE,
+		    HR_INVALID_PARAMETER);
+	protect_fails(mm, addr + size - page, 2 * page, PAGE_READONLY, HR_INVALID_PARAMETER);
+	release_ok(mm, addr);
+	check_free(mm, addr);
+}
+
 /* #14, #20, #50: a reservation far larger than memory, as a GC heap makes one. */
 static void test_alloc_large_reservation(void **state)
 {
@@ -648,6 +714,8 @@ int main(void)
 		TEST(test_alloc_recommit_changes_protection),
 		TEST(test_alloc_commit_returns_page_start),
 		TEST(test_alloc_large_reservation),
+		TEST(test_alloc_reserve_over_foreign),
+		TEST(test_alloc_top_of_user_space),
 		TEST(test_alloc_interface_arguments),
 		TEST(test_alloc_targets_invalid),
 	};
