@@ -378,6 +378,13 @@ CLRMEMTRACE_EXPORT HRESULT clrmemtrace_create(const clrmemtrace_options *options
  */
 CLRMEMTRACE_EXPORT const char *clrmemtrace_hresult_name(HRESULT hr);
 
+/*
+ * Emits a state dump of every manager (reservations, heaps and their live
+ * blocks) into the sessions recording clrmemtrace's state-dump events.
+ * Returns S_OK, or S_FALSE when no session records them. See EVENTS.md.
+ */
+CLRMEMTRACE_EXPORT HRESULT clrmemtrace_statedump(void);
+
 /* The library's version as "MAJOR.MINOR.PATCH". */
 CLRMEMTRACE_EXPORT const char *clrmemtrace_version(void);
 

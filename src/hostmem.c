@@ -8,10 +8,27 @@
  */
 #include "hostmem.h"
 
+#include "heap.h"
+#include "trace.h"
 #include "vm.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Whether m records event `ev` now. */
+#define TRACE_ON_M(m, ev) ((m)->trace && CLRMEMTRACE_TRACE_ON(ev))
+
+/* A call's start time, read only when its event is recorded. */
+static inline uint64_t trace_start(bool on)
+{
+	return on ? clrmemtrace__now_ns() : 0;
+}
+
+/* The call's duration; 0 when recording started during the call. */
+static inline uint64_t trace_elapsed(uint64_t t0)
+{
+	return t0 ? clrmemtrace__now_ns() - t0 : 0;
+}
 
 static uint64_t last_id;
 
@@ -55,6 +72,19 @@ static ULONG STDMETHODCALLTYPE hostmem_AddRef(IHostMemoryManager *iface)
 
 static void hostmem_destroy(struct hostmem *m)
 {
+	clrmemtrace__registry_remove(m);
+	if (TRACE_ON_M(m, manager_destroy)) {
+		struct vm_stats stats;
+		struct ctev_manager_destroy ev = { .manager_id = m->id };
+
+		clrmemtrace__vm_lock(m->vm);
+		clrmemtrace__vm_stats(m->vm, &stats);
+		clrmemtrace__vm_unlock(m->vm);
+		ev.regions = stats.regions;
+		ev.reserved_bytes = stats.reserved_bytes;
+		ev.committed_bytes = stats.committed_bytes;
+		CLRMEMTRACE_TRACE(manager_destroy, &ev);
+	}
 	if (m->callback) {
 		m->callback->lpVtbl->Release(m->callback);
 	}
@@ -88,17 +118,63 @@ static ULONG STDMETHODCALLTYPE hostmem_Release(IHostMemoryManager *iface)
 static HRESULT STDMETHODCALLTYPE hostmem_CreateMalloc(IHostMemoryManager *iface, DWORD type,
 						      IHostMalloc **ppMalloc)
 {
+	struct hostmem *m = impl_from_IHostMemoryManager(iface);
+	uint64_t t0;
+	HRESULT hr;
+
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, malloc_create));
 	if (!ppMalloc) {
-		return E_POINTER;
+		hr = E_POINTER;
+	} else {
+		*ppMalloc = NULL;
+		if (type & ~(DWORD)(MALLOC_THREADSAFE | MALLOC_EXECUTABLE)) {
+			hr = E_INVALIDARG;
+		} else {
+			hr = clrmemtrace__hostmalloc_create(m, type, ppMalloc);
+		}
 	}
-	*ppMalloc = NULL;
-	if (type & ~(DWORD)(MALLOC_THREADSAFE | MALLOC_EXECUTABLE)) {
-		return E_INVALIDARG;
+	if (TRACE_ON_M(m, malloc_create)) {
+		struct ctev_malloc_create ev = {
+			.manager_id = m->id,
+			.malloc_type = type,
+			.hr = hr,
+		};
+
+		if (hr == S_OK) {
+			struct hostmalloc *h = container_of(*ppMalloc, struct hostmalloc,
+							    IHostMalloc_iface);
+
+			ev.heap_id = h->id;
+			ev.heap = (uintptr_t)*ppMalloc;
+		}
+		ev.duration_ns = trace_elapsed(t0);
+		CLRMEMTRACE_TRACE(malloc_create, &ev);
 	}
-	return clrmemtrace__hostmalloc_create(impl_from_IHostMemoryManager(iface), type, ppMalloc);
+	return hr;
 }
 
 /* ---------- Virtual memory ---------- */
+
+static void trace_virtual_alloc(struct hostmem *m, void *address, SIZE_T size, DWORD type,
+				DWORD protect, EMemoryCriticalLevel level, void *result, HRESULT hr,
+				uint64_t t0)
+{
+	struct ctev_virtual_alloc ev = {
+		.manager_id = m->id,
+		.address = (uintptr_t)address,
+		.size = size,
+		.type = type,
+		.protect = protect,
+		.level = (int32_t)level,
+		.hr = hr,
+		.result = (uintptr_t)result,
+		.seq = clrmemtrace__vm_seq(m->vm),
+		.duration_ns = trace_elapsed(t0),
+	};
+
+	CLRMEMTRACE_TRACE(virtual_alloc, &ev);
+}
 
 static HRESULT STDMETHODCALLTYPE hostmem_VirtualAlloc(IHostMemoryManager *iface, void *pAddress,
 						      SIZE_T dwSize, DWORD flAllocationType,
@@ -107,59 +183,118 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualAlloc(IHostMemoryManager *iface,
 						      void **ppMem)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-	int err;
+	void *result = NULL;
+	uint64_t t0;
+	HRESULT hr;
 
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, virtual_alloc));
 	if (!ppMem) {
-		return E_POINTER;
+		hr = E_POINTER;
+	} else if ((*ppMem = NULL, !valid_level(eCriticalLevel))) {
+		hr = E_INVALIDARG;
+	} else {
+		clrmemtrace__vm_lock(m->vm);
+		hr = clrmemtrace__hresult(clrmemtrace__vm_alloc(m->vm, pAddress, dwSize,
+								flAllocationType, flProtect,
+								&result));
+		/* Traced under the lock, so the trace has state changes in their order. */
+		if (TRACE_ON_M(m, virtual_alloc)) {
+			trace_virtual_alloc(m, pAddress, dwSize, flAllocationType, flProtect,
+					    eCriticalLevel, result, hr, t0);
+		}
+		clrmemtrace__vm_unlock(m->vm);
+		*ppMem = result;
+		return hr;
 	}
-	*ppMem = NULL;
-	if (!valid_level(eCriticalLevel)) {
-		return E_INVALIDARG;
+	if (TRACE_ON_M(m, virtual_alloc)) {
+		trace_virtual_alloc(m, pAddress, dwSize, flAllocationType, flProtect, eCriticalLevel,
+				    NULL, hr, t0);
 	}
-	clrmemtrace__vm_lock(m->vm);
-	err = clrmemtrace__vm_alloc(m->vm, pAddress, dwSize, flAllocationType, flProtect, ppMem);
-	clrmemtrace__vm_unlock(m->vm);
-	return clrmemtrace__hresult(err);
+	return hr;
 }
 
 static HRESULT STDMETHODCALLTYPE hostmem_VirtualFree(IHostMemoryManager *iface, LPVOID lpAddress,
 						     SIZE_T dwSize, DWORD dwFreeType)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-	int err;
+	uint64_t t0;
+	HRESULT hr;
 
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, virtual_free));
 	clrmemtrace__vm_lock(m->vm);
-	err = clrmemtrace__vm_free(m->vm, lpAddress, dwSize, dwFreeType);
+	hr = clrmemtrace__hresult(clrmemtrace__vm_free(m->vm, lpAddress, dwSize, dwFreeType));
+	if (TRACE_ON_M(m, virtual_free)) {
+		struct ctev_virtual_free ev = {
+			.manager_id = m->id,
+			.address = (uintptr_t)lpAddress,
+			.size = dwSize,
+			.type = dwFreeType,
+			.hr = hr,
+			.seq = clrmemtrace__vm_seq(m->vm),
+			.duration_ns = trace_elapsed(t0),
+		};
+
+		CLRMEMTRACE_TRACE(virtual_free, &ev);
+	}
 	clrmemtrace__vm_unlock(m->vm);
-	return clrmemtrace__hresult(err);
+	return hr;
 }
 
+/*
+ * Takes no lock and triggers no state dump: VirtualQuery must never wait
+ * (queries made before a session's first dump are simply not checkable).
+ */
 static HRESULT STDMETHODCALLTYPE hostmem_VirtualQuery(IHostMemoryManager *iface, void *lpAddress,
 						      void *lpBuffer, SIZE_T dwLength,
 						      SIZE_T *pResult)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
 	MEMORY_BASIC_INFORMATION mbi;
-	uint64_t seq_before, seq_after;
-	int err;
+	uint64_t seq_before = 0, seq_after = 0, t0;
+	HRESULT hr;
 
+	t0 = trace_start(TRACE_ON_M(m, virtual_query));
+	memset(&mbi, 0, sizeof(mbi));
 	if (!pResult) {
-		return E_POINTER;
+		hr = E_POINTER;
+	} else if ((*pResult = 0, dwLength < sizeof(MEMORY_BASIC_INFORMATION))) {
+		hr = HRESULT_FROM_WIN32(ERROR_BAD_LENGTH); /* #55 */
+	} else if (!lpBuffer) {
+		hr = HRESULT_FROM_WIN32(ERROR_NOACCESS);
+	} else {
+		hr = clrmemtrace__hresult(
+			clrmemtrace__vm_query(m->vm, lpAddress, &mbi, &seq_before, &seq_after));
+		if (hr == S_OK) {
+			memcpy(lpBuffer, &mbi, sizeof(mbi));
+			*pResult = sizeof(mbi);
+		} else {
+			memset(&mbi, 0, sizeof(mbi));
+		}
 	}
-	*pResult = 0;
-	if (dwLength < sizeof(MEMORY_BASIC_INFORMATION)) {
-		return HRESULT_FROM_WIN32(ERROR_BAD_LENGTH); /* #55 */
+	if (TRACE_ON_M(m, virtual_query)) {
+		struct ctev_virtual_query ev = {
+			.manager_id = m->id,
+			.address = (uintptr_t)lpAddress,
+			.length = dwLength,
+			.result = hr == S_OK ? sizeof(mbi) : 0,
+			.base = (uintptr_t)mbi.BaseAddress,
+			.allocation_base = (uintptr_t)mbi.AllocationBase,
+			.allocation_protect = mbi.AllocationProtect,
+			.state = mbi.State,
+			.region_size = mbi.RegionSize,
+			.protect = mbi.Protect,
+			.mem_type = mbi.Type,
+			.hr = hr,
+			.seq_before = seq_before,
+			.seq_after = seq_after,
+			.duration_ns = trace_elapsed(t0),
+		};
+
+		CLRMEMTRACE_TRACE(virtual_query, &ev);
 	}
-	if (!lpBuffer) {
-		return HRESULT_FROM_WIN32(ERROR_NOACCESS);
-	}
-	err = clrmemtrace__vm_query(m->vm, lpAddress, &mbi, &seq_before, &seq_after);
-	if (err) {
-		return clrmemtrace__hresult(err);
-	}
-	memcpy(lpBuffer, &mbi, sizeof(mbi));
-	*pResult = sizeof(mbi);
-	return S_OK;
+	return hr;
 }
 
 static HRESULT STDMETHODCALLTYPE hostmem_VirtualProtect(IHostMemoryManager *iface, void *lpAddress,
@@ -168,17 +303,41 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualProtect(IHostMemoryManager *ifac
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
 	uint32_t old = 0;
-	int err;
+	uint64_t t0;
+	HRESULT hr;
 
-	if (!pflOldProtect) {
-		return HRESULT_FROM_WIN32(ERROR_NOACCESS); /* #44 */
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, virtual_protect));
+	if (pflOldProtect) {
+		*pflOldProtect = 0;
 	}
-	*pflOldProtect = 0;
 	clrmemtrace__vm_lock(m->vm);
-	err = clrmemtrace__vm_protect(m->vm, lpAddress, dwSize, flNewProtect, &old);
+	if (!pflOldProtect) {
+		hr = HRESULT_FROM_WIN32(ERROR_NOACCESS); /* #44 */
+	} else {
+		hr = clrmemtrace__hresult(
+			clrmemtrace__vm_protect(m->vm, lpAddress, dwSize, flNewProtect, &old));
+		if (hr != S_OK) {
+			old = 0;
+		}
+		*pflOldProtect = old;
+	}
+	if (TRACE_ON_M(m, virtual_protect)) {
+		struct ctev_virtual_protect ev = {
+			.manager_id = m->id,
+			.address = (uintptr_t)lpAddress,
+			.size = dwSize,
+			.protect = flNewProtect,
+			.old_protect = old,
+			.hr = hr,
+			.seq = clrmemtrace__vm_seq(m->vm),
+			.duration_ns = trace_elapsed(t0),
+		};
+
+		CLRMEMTRACE_TRACE(virtual_protect, &ev);
+	}
 	clrmemtrace__vm_unlock(m->vm);
-	*pflOldProtect = err ? 0 : old;
-	return clrmemtrace__hresult(err);
+	return hr;
 }
 
 /* ---------- Memory pressure ---------- */
@@ -187,11 +346,13 @@ static HRESULT STDMETHODCALLTYPE hostmem_GetMemoryLoad(IHostMemoryManager *iface
 						       DWORD *pMemoryLoad,
 						       SIZE_T *pAvailableBytes)
 {
-	uint64_t avail = 0;
+	struct hostmem *m = impl_from_IHostMemoryManager(iface);
+	uint64_t avail = 0, t0;
 	uint32_t load = 0;
-	int err;
+	HRESULT hr;
 
-	(void)iface;
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, memory_load));
 	if (pMemoryLoad) {
 		*pMemoryLoad = 0;
 	}
@@ -199,35 +360,66 @@ static HRESULT STDMETHODCALLTYPE hostmem_GetMemoryLoad(IHostMemoryManager *iface
 		*pAvailableBytes = 0;
 	}
 	if (!pMemoryLoad || !pAvailableBytes) {
-		return E_POINTER;
+		hr = E_POINTER;
+	} else {
+		hr = clrmemtrace__hresult(clrmemtrace__memory_status(&load, &avail, NULL));
+		if (hr == S_OK) {
+			*pMemoryLoad = load;
+			*pAvailableBytes = avail > SIZE_MAX ? SIZE_MAX : (SIZE_T)avail;
+		} else {
+			load = 0;
+			avail = 0;
+		}
 	}
-	err = clrmemtrace__memory_status(&load, &avail, NULL);
-	if (err) {
-		return clrmemtrace__hresult(err);
+	if (TRACE_ON_M(m, memory_load)) {
+		struct ctev_memory_load ev = {
+			.manager_id = m->id,
+			.load = load,
+			.hr = hr,
+			.available = avail,
+			.duration_ns = trace_elapsed(t0),
+		};
+
+		CLRMEMTRACE_TRACE(memory_load, &ev);
 	}
-	*pMemoryLoad = load;
-	*pAvailableBytes = avail > SIZE_MAX ? SIZE_MAX : (SIZE_T)avail;
-	return S_OK;
+	return hr;
 }
 
 static HRESULT STDMETHODCALLTYPE hostmem_RegisterMemoryNotificationCallback(
 	IHostMemoryManager *iface, ICLRMemoryNotificationCallback *pCallback)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-	ICLRMemoryNotificationCallback *old;
+	ICLRMemoryNotificationCallback *old = NULL;
+	uint64_t t0;
+	HRESULT hr = S_OK;
 
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, notification_register));
 	if (!pCallback) {
-		return E_INVALIDARG;
+		hr = E_INVALIDARG;
+	} else {
+		pCallback->lpVtbl->AddRef(pCallback);
+		clrmemtrace_mutex_lock(&m->lock);
+		old = m->callback;
+		m->callback = pCallback;
+		clrmemtrace_mutex_unlock(&m->lock);
 	}
-	pCallback->lpVtbl->AddRef(pCallback);
-	clrmemtrace_mutex_lock(&m->lock);
-	old = m->callback;
-	m->callback = pCallback;
-	clrmemtrace_mutex_unlock(&m->lock);
+	if (TRACE_ON_M(m, notification_register)) {
+		struct ctev_notification_register ev = {
+			.manager_id = m->id,
+			.callback = (uintptr_t)pCallback,
+			.previous = (uintptr_t)old,
+			.hr = hr,
+			.duration_ns = trace_elapsed(t0),
+		};
+
+		CLRMEMTRACE_TRACE(notification_register, &ev);
+	}
+	/* Released outside the lock: it calls into the runtime. */
 	if (old) {
 		old->lpVtbl->Release(old);
 	}
-	return S_OK;
+	return hr;
 }
 
 /* ---------- Address space taken directly from the OS ---------- */
@@ -239,15 +431,45 @@ static bool valid_range(LPVOID start, SIZE_T size)
 	return size != 0 && !__builtin_add_overflow((uintptr_t)start, size, &end);
 }
 
+static void trace_vas(struct hostmem *m, int which, LPVOID address, SIZE_T size, HRESULT hr,
+		      uint64_t total, uint64_t t0)
+{
+	struct ctev_vas ev = {
+		.manager_id = m->id,
+		.address = (uintptr_t)address,
+		.size = size,
+		.hr = hr,
+		.total = total,
+		.duration_ns = trace_elapsed(t0),
+	};
+
+	if (which == 0) {
+		CLRMEMTRACE_TRACE(vas_needs, &ev);
+	} else if (which == 1) {
+		CLRMEMTRACE_TRACE(vas_acquired, &ev);
+	} else {
+		CLRMEMTRACE_TRACE(vas_released, &ev);
+	}
+}
+
 static HRESULT STDMETHODCALLTYPE hostmem_NeedsVirtualAddressSpace(IHostMemoryManager *iface,
 								  LPVOID startAddress, SIZE_T size)
 {
-	(void)iface;
+	struct hostmem *m = impl_from_IHostMemoryManager(iface);
+	uint64_t t0, total;
+	HRESULT hr;
+
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, vas_needs));
 	/* startAddress may be NULL: the runtime wants a mapping anywhere. */
-	if (!valid_range(startAddress, size)) {
-		return E_INVALIDARG;
+	hr = valid_range(startAddress, size) ? S_OK : E_INVALIDARG;
+	if (TRACE_ON_M(m, vas_needs)) {
+		clrmemtrace_mutex_lock(&m->lock);
+		total = m->vas_bytes;
+		clrmemtrace_mutex_unlock(&m->lock);
+		trace_vas(m, 0, startAddress, size, hr, total, t0);
 	}
-	return S_OK;
+	return hr;
 }
 
 static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemoryManager *iface,
@@ -255,11 +477,16 @@ static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemory
 								     SIZE_T size)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
+	uint64_t t0;
 	HRESULT hr = S_OK;
 	size_t i;
 
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, vas_acquired));
 	if (!startAddress || !valid_range(startAddress, size)) {
-		return E_INVALIDARG;
+		hr = E_INVALIDARG;
+		clrmemtrace_mutex_lock(&m->lock);
+		goto end;
 	}
 	clrmemtrace_mutex_lock(&m->lock);
 	for (i = 0; i < m->vas_count; i++) {
@@ -284,6 +511,9 @@ static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemory
 	m->vas_count++;
 	m->vas_bytes += size;
 end:
+	if (TRACE_ON_M(m, vas_acquired)) {
+		trace_vas(m, 1, startAddress, size, hr, m->vas_bytes, t0);
+	}
 	clrmemtrace_mutex_unlock(&m->lock);
 	return hr;
 }
@@ -293,19 +523,27 @@ static HRESULT STDMETHODCALLTYPE hostmem_ReleasedVirtualAddressSpace(IHostMemory
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
 	HRESULT hr = HOST_E_INVALIDOPERATION;
-	size_t i;
+	size_t i, size = 0;
+	uint64_t t0;
 
-	if (!startAddress) {
-		return E_INVALIDARG;
-	}
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, vas_released));
 	clrmemtrace_mutex_lock(&m->lock);
-	for (i = 0; i < m->vas_count; i++) {
-		if (m->vas[i].start == (uintptr_t)startAddress) {
-			m->vas_bytes -= m->vas[i].size;
-			m->vas[i] = m->vas[--m->vas_count];
-			hr = S_OK;
-			break;
+	if (!startAddress) {
+		hr = E_INVALIDARG;
+	} else {
+		for (i = 0; i < m->vas_count; i++) {
+			if (m->vas[i].start == (uintptr_t)startAddress) {
+				size = m->vas[i].size;
+				m->vas_bytes -= size;
+				m->vas[i] = m->vas[--m->vas_count];
+				hr = S_OK;
+				break;
+			}
 		}
+	}
+	if (TRACE_ON_M(m, vas_released)) {
+		trace_vas(m, 2, startAddress, size, hr, m->vas_bytes, t0);
 	}
 	clrmemtrace_mutex_unlock(&m->lock);
 	return hr;
@@ -381,6 +619,7 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 	if (err) {
 		return clrmemtrace__hresult(err);
 	}
+	clrmemtrace__trace_init();
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		return E_OUTOFMEMORY;
@@ -389,6 +628,7 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 	m->refs = 1;
 	m->id = clrmemtrace__next_id();
 	m->flags = opts.flags;
+	m->trace = clrmemtrace__tracing && !(opts.flags & CLRMEMTRACE_FLAG_NO_TRACE);
 	if (opts.name) {
 		m->name = strdup(opts.name);
 		if (!m->name) {
@@ -403,6 +643,20 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 		return clrmemtrace__hresult(err);
 	}
 	clrmemtrace_mutex_init(&m->lock);
+	clrmemtrace__trace_sync();
+	clrmemtrace__registry_add(m);
+	if (TRACE_ON_M(m, manager_create)) {
+		struct ctev_manager_create ev = {
+			.manager_id = m->id,
+			.manager = (uintptr_t)&m->IHostMemoryManager_iface,
+			.flags = m->flags,
+			.page_size = (uint32_t)clrmemtrace__sys.page_size,
+			.name = m->name ? m->name : "",
+			.version = clrmemtrace_version(),
+		};
+
+		CLRMEMTRACE_TRACE(manager_create, &ev);
+	}
 	*out = &m->IHostMemoryManager_iface;
 	return S_OK;
 }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The COM objects: the memory manager (hostmem.c) and its heaps
- * (hostmalloc.c).
+ * (hostmalloc.c), and what the state dump (statedump.c) reads of them.
+ *
+ * Lock order: the manager registry (statedump.c), a manager's vm lock, its
+ * `lock`, a heap's lock. No lock is held while calling into the host.
  */
 #ifndef CLRMEMTRACE_HOSTMEM_H
 #define CLRMEMTRACE_HOSTMEM_H
@@ -10,6 +13,7 @@
 #include "mutex.h"
 
 struct vm;
+struct heap;
 
 /* Address space the runtime took directly from the OS (Acquired/ReleasedVirtualAddressSpace). */
 struct vas_range {
@@ -17,13 +21,25 @@ struct vas_range {
 	size_t size;
 };
 
+struct hostmalloc {
+	IHostMalloc IHostMalloc_iface;
+	uint32_t refs;
+	uint64_t id;
+	uint32_t type;
+	struct hostmem *manager;
+	struct heap *heap;
+	struct hostmalloc *next, *prev; /* the manager's heaps, under manager->lock */
+};
+
 struct hostmem {
 	IHostMemoryManager IHostMemoryManager_iface;
 	uint32_t refs;
 	uint64_t id; /* unique in the process, never reused */
 	uint32_t flags;
+	bool trace;  /* events on for this manager (CLRMEMTRACE_FLAG_NO_TRACE, environment) */
 	char *name;
 	struct vm *vm;
+	struct hostmem *reg_next, *reg_prev; /* registry of live managers (statedump.c) */
 
 	/* Guards the fields below; never held while calling into the host. */
 	clrmemtrace_mutex lock;
@@ -31,6 +47,7 @@ struct hostmem {
 	struct vas_range *vas;
 	size_t vas_count, vas_capacity;
 	uint64_t vas_bytes;
+	struct hostmalloc *heaps;
 };
 
 static inline struct hostmem *impl_from_IHostMemoryManager(IHostMemoryManager *iface)
@@ -43,5 +60,9 @@ HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type
 
 /* A fresh process-unique object id. */
 uint64_t clrmemtrace__next_id(void);
+
+/* The registry of live managers, which state dumps walk. */
+void clrmemtrace__registry_add(struct hostmem *m);
+void clrmemtrace__registry_remove(struct hostmem *m);
 
 #endif /* CLRMEMTRACE_HOSTMEM_H */

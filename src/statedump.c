@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * State dumps: what existed before a session started, so the session's own
+ * events rebuild the state exactly (EVENTS.md, "State dumps").
+ *
+ * A manager's dump runs under its vm lock, so its reservations cannot change
+ * between statedump_begin and statedump_end, and it carries the manager's
+ * sequence number. Heap blocks are read while other threads may allocate and
+ * free: an alloc or free event inside the dump window supersedes what the
+ * dump says about that block (each block's own events are in order).
+ */
+#include "heap.h"
+#include "hostmem.h"
+#include "trace.h"
+#include "vm.h"
+
+int clrmemtrace__dump_seen;
+int clrmemtrace__request_seen;
+
+static clrmemtrace_mutex registry_lock = CLRMEMTRACE_MUTEX_INIT;
+static struct hostmem *registry;
+
+void clrmemtrace__registry_add(struct hostmem *m)
+{
+	clrmemtrace_mutex_lock(&registry_lock);
+	m->reg_prev = NULL;
+	m->reg_next = registry;
+	if (registry) {
+		registry->reg_prev = m;
+	}
+	registry = m;
+	clrmemtrace_mutex_unlock(&registry_lock);
+}
+
+void clrmemtrace__registry_remove(struct hostmem *m)
+{
+	clrmemtrace_mutex_lock(&registry_lock);
+	if (m->reg_prev) {
+		m->reg_prev->reg_next = m->reg_next;
+	} else if (registry == m) {
+		registry = m->reg_next;
+	}
+	if (m->reg_next) {
+		m->reg_next->reg_prev = m->reg_prev;
+	}
+	m->reg_next = m->reg_prev = NULL;
+	clrmemtrace_mutex_unlock(&registry_lock);
+}
+
+struct dump_ctx {
+	uint64_t manager_id;
+	uint64_t heap_id;
+	uint64_t regions;
+};
+
+static int count_run(void *ctx, const struct vm_run *run)
+{
+	(void)run;
+	((struct dump_ctx *)ctx)->regions++;
+	return 0;
+}
+
+static int emit_run(void *ctx, const struct vm_run *run)
+{
+	struct ctev_statedump_region ev = {
+		.manager_id = ((struct dump_ctx *)ctx)->manager_id,
+		.base = run->base,
+		.allocation_base = run->allocation_base,
+		.size = run->size,
+		.state = run->state,
+		.protect = run->protect,
+		.allocation_protect = run->allocation_protect,
+	};
+
+	CLRMEMTRACE_TRACE(statedump_region, &ev);
+	return 0;
+}
+
+static int emit_block(void *ctx, void *ptr, size_t size)
+{
+	const struct dump_ctx *d = ctx;
+	struct ctev_statedump_block ev = {
+		.manager_id = d->manager_id,
+		.heap_id = d->heap_id,
+		.ptr = (uintptr_t)ptr,
+		.size = size,
+	};
+
+	CLRMEMTRACE_TRACE(statedump_block, &ev);
+	return 0;
+}
+
+/* Registry lock held. */
+static void dump_manager(struct hostmem *m)
+{
+	struct dump_ctx d = { .manager_id = m->id };
+	struct ctev_statedump_begin begin = {
+		.manager_id = m->id,
+		.manager = (uintptr_t)&m->IHostMemoryManager_iface,
+		.name = m->name ? m->name : "",
+	};
+	struct ctev_statedump_end end = { .manager_id = m->id };
+	const struct hostmalloc *h;
+	size_t i;
+
+	if (!m->trace) {
+		return;
+	}
+	clrmemtrace__vm_lock(m->vm);
+	clrmemtrace__vm_foreach_run(m->vm, count_run, &d);
+	clrmemtrace_mutex_lock(&m->lock);
+	for (h = m->heaps; h; h = h->next) {
+		begin.heaps++;
+	}
+	begin.seq = clrmemtrace__vm_seq(m->vm);
+	begin.regions = d.regions;
+	CLRMEMTRACE_TRACE(statedump_begin, &begin);
+	clrmemtrace__vm_foreach_run(m->vm, emit_run, &d);
+	for (i = 0; i < m->vas_count; i++) {
+		struct ctev_statedump_vas ev = {
+			.manager_id = m->id,
+			.address = m->vas[i].start,
+			.size = m->vas[i].size,
+		};
+
+		CLRMEMTRACE_TRACE(statedump_vas, &ev);
+	}
+	for (h = m->heaps; h; h = h->next) {
+		struct heap_stats stats;
+		struct ctev_statedump_heap ev = {
+			.manager_id = m->id,
+			.heap_id = h->id,
+			.heap = (uintptr_t)&h->IHostMalloc_iface,
+			.malloc_type = h->type,
+		};
+
+		clrmemtrace__heap_lock_all(h->heap);
+		clrmemtrace__heap_stats_locked(h->heap, &stats);
+		ev.live_blocks = stats.live_blocks;
+		ev.live_bytes = stats.live_bytes;
+		CLRMEMTRACE_TRACE(statedump_heap, &ev);
+		d.heap_id = h->id;
+		clrmemtrace__heap_foreach_live_locked(h->heap, emit_block, &d);
+		clrmemtrace__heap_unlock_all(h->heap);
+	}
+	clrmemtrace_mutex_unlock(&m->lock);
+	end.seq = clrmemtrace__vm_seq(m->vm);
+	CLRMEMTRACE_TRACE(statedump_end, &end);
+	clrmemtrace__vm_unlock(m->vm);
+}
+
+/* Registry lock held. */
+static void dump_all(void)
+{
+	struct hostmem *m;
+
+	for (m = registry; m; m = m->reg_next) {
+		dump_manager(m);
+	}
+}
+
+void clrmemtrace__statedump_transition(void)
+{
+	int dump, request;
+
+	clrmemtrace_mutex_lock(&registry_lock);
+	dump = CLRMEMTRACE_TRACE_ON(statedump_begin) ? 1 : 0;
+	request = CLRMEMTRACE_TRACE_ON(statedump_request) ? 1 : 0;
+	if (clrmemtrace__tracing && dump &&
+	    (!clrmemtrace__dump_seen || (request && !clrmemtrace__request_seen))) {
+		dump_all();
+	}
+	__atomic_store_n(&clrmemtrace__dump_seen, dump, __ATOMIC_RELAXED);
+	__atomic_store_n(&clrmemtrace__request_seen, request, __ATOMIC_RELAXED);
+	clrmemtrace_mutex_unlock(&registry_lock);
+}
+
+HRESULT clrmemtrace_statedump(void)
+{
+	if (!clrmemtrace__tracing || !CLRMEMTRACE_TRACE_ON(statedump_begin)) {
+		return S_FALSE;
+	}
+	clrmemtrace_mutex_lock(&registry_lock);
+	dump_all();
+	__atomic_store_n(&clrmemtrace__dump_seen, 1, __ATOMIC_RELAXED);
+	clrmemtrace_mutex_unlock(&registry_lock);
+	return S_OK;
+}
