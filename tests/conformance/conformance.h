@@ -78,8 +78,8 @@ void check_hr_(HRESULT expected, HRESULT actual, const char *expr, const char *f
 #define assert_hr(expected, expr) check_hr_((expected), (expr), #expr, __FILE__, __LINE__)
 
 void check_mbi_(const MEMORY_BASIC_INFORMATION *m, const void *base, const void *allocation_base,
-		DWORD allocation_protect, SIZE_T region_size, DWORD state, DWORD protect, DWORD type,
-		const char *file, int line);
+		DWORD allocation_protect, SIZE_T region_size, DWORD state, DWORD protect,
+		DWORD type, const char *file, int line);
 
 /* Checks all seven fields of a MEMORY_BASIC_INFORMATION. */
 #define check_mbi(m, base, abase, aprot, size, state, prot, type)                              \
@@ -113,7 +113,8 @@ void check_free_(IHostMemoryManager *mm, const void *addr, const char *file, int
 /* The library's page-state map agrees with /proc/self/maps over [base, base+size). */
 void check_maps_(IHostMemoryManager *mm, const void *base, size_t size, const char *file,
 		 int line);
-#define check_maps(mm, base, size) check_maps_((mm), (const void *)(base), (size), __FILE__, __LINE__)
+#define check_maps(mm, base, size) \
+	check_maps_((mm), (const void *)(base), (size), __FILE__, __LINE__)
 
 /* ---------- Calls with sentinels ---------- */
 
@@ -161,7 +162,10 @@ void reserve_adjacent_(IHostMemoryManager *mm, size_t size, DWORD protect, char 
 
 /* ---------- Fixture ---------- */
 
-/* cmocka setup/teardown: *state is a fresh IHostMemoryManager, released (to zero) after the test. */
+/*
+ * cmocka setup and teardown: *state is a fresh IHostMemoryManager, whose
+ * last reference the teardown releases (a test that leaks one fails).
+ */
 int manager_setup(void **state);
 int manager_teardown(void **state);
 

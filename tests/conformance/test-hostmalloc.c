@@ -131,12 +131,12 @@ static void test_malloc_impossible_size(void **state)
 								(char *)"x.c", 1, &p));
 		assert_null(p);
 	}
-	/* The heap still works. */
+	/* The heap still works afterwards. */
 	assert_hr(S_OK, IHostMalloc_Free(heap, heap_alloc(heap, 32)));
 	release_heap(heap);
 }
 
-/* The interface's own arguments. */
+/* The interface's own arguments are checked. */
 static void test_malloc_arguments(void **state)
 {
 	IHostMemoryManager *mm = *state;
@@ -216,19 +216,19 @@ static void test_malloc_foreign_pointers(void **state)
 	v = alloc_ok(mm, NULL, page, MEM_COMMIT, PAGE_READWRITE);
 	assert_non_null(m);
 
-	/* Another heap of the same manager, and of another manager. */
+	/* Blocks of another heap of the same manager, or of another manager, are refused. */
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, q));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(other, p));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, r));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(third, p));
-	/* Interior pointers. */
+	/* So are interior pointers. */
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, p + 1));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, p + 16));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, large + 16));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, large - 16));
 	/* The next block's start, never handed out. */
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, p + 64));
-	/* Memory from elsewhere. */
+	/* So is memory from anywhere else. */
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, &local));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, m));
 	assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heap, v));
@@ -297,8 +297,10 @@ static void *malloc_worker(void *arg)
 			}
 			live[slot] = NULL;
 		} else {
-			if (IHostMalloc_Alloc(w->heap, size + 1, eTaskCritical, &live[slot]) != S_OK ||
-			    ((uintptr_t)live[slot] & 15) != 0) {
+			HRESULT hr = IHostMalloc_Alloc(w->heap, size + 1, eTaskCritical,
+						       &live[slot]);
+
+			if (hr != S_OK || ((uintptr_t)live[slot] & 15) != 0) {
 				w->errors++;
 				live[slot] = NULL;
 				continue;
@@ -326,7 +328,11 @@ static void test_malloc_threadsafe(void **state)
 	size_t i, j;
 
 	for (i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ .heap = heap, .handoff = handoff[i], .seed = (unsigned)i + 1 };
+		w[i] = (struct worker){
+			.heap = heap,
+			.handoff = handoff[i],
+			.seed = (unsigned)i + 1,
+		};
 		assert_int_equal(pthread_create(&t[i], NULL, malloc_worker, &w[i]), 0);
 	}
 	for (i = 0; i < THREADS; i++) {
@@ -376,7 +382,8 @@ static void test_malloc_many_heaps(void **state)
 			}
 		}
 		for (h = 0; h < HEAPS; h++) {
-			assert_hr(HOST_E_INVALIDOPERATION, IHostMalloc_Free(heaps[h], blocks[h][0]));
+			assert_hr(HOST_E_INVALIDOPERATION,
+				  IHostMalloc_Free(heaps[h], blocks[h][0]));
 		}
 	}
 	/* Release in an order unlike creation. */

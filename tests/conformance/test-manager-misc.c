@@ -140,7 +140,7 @@ static void test_misc_callback_references(void **state)
 	/* A failed registration keeps the current callback. */
 	assert_hr(E_INVALIDARG, IHostMemoryManager_RegisterMemoryNotificationCallback(mm, NULL));
 	assert_int_equal(a.refs, 2);
-	/* Replacement. */
+	/* Registering another callback replaces the first one. */
 	assert_hr(S_OK, IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &b.iface));
 	assert_int_equal(a.refs, 1);
 	assert_int_equal(b.refs, 2);
@@ -206,7 +206,8 @@ static void test_misc_acquired_released_address_space(void **state)
 	assert_hr(E_INVALIDARG,
 		  IHostMemoryManager_AcquiredVirtualAddressSpace(mm, (void *)(UINTPTR_MAX - page),
 								 2 * page));
-	assert_hr(HOST_E_INVALIDOPERATION, IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view));
+	assert_hr(HOST_E_INVALIDOPERATION,
+		  IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view));
 	assert_hr(S_OK, IHostMemoryManager_AcquiredVirtualAddressSpace(mm, view, 4 * page));
 	/* The same start again, before its release. */
 	assert_hr(E_INVALIDARG, IHostMemoryManager_AcquiredVirtualAddressSpace(mm, view, page));
@@ -214,7 +215,8 @@ static void test_misc_acquired_released_address_space(void **state)
 	assert_hr(HOST_E_INVALIDOPERATION,
 		  IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view + page));
 	assert_hr(S_OK, IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view));
-	assert_hr(HOST_E_INVALIDOPERATION, IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view));
+	assert_hr(HOST_E_INVALIDOPERATION,
+		  IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view));
 	/* Acquired again after its release. */
 	assert_hr(S_OK, IHostMemoryManager_AcquiredVirtualAddressSpace(mm, view, 4 * page));
 	assert_hr(S_OK, IHostMemoryManager_ReleasedVirtualAddressSpace(mm, view));

@@ -164,7 +164,8 @@ static void test_reset_flag_rules(void **state)
 static void test_guard_alloc(void **state)
 {
 	IHostMemoryManager *mm = *state;
-	char *addr = alloc_ok(mm, NULL, page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE | PAGE_GUARD);
+	char *addr = alloc_ok(mm, NULL, page, MEM_RESERVE | MEM_COMMIT,
+			      PAGE_READWRITE | PAGE_GUARD);
 
 	check_query(mm, addr, addr, addr, PAGE_READWRITE | PAGE_GUARD, page, MEM_COMMIT,
 		    PAGE_READWRITE | PAGE_GUARD, MEM_PRIVATE);
@@ -323,7 +324,7 @@ static void test_write_watch_rejected(void **state)
 		    HR_INVALID_PARAMETER);
 	alloc_fails(mm, NULL, page, MEM_RESERVE | MEM_COMMIT | MEM_WRITE_WATCH, PAGE_READWRITE,
 		    HR_INVALID_PARAMETER);
-	/* Nor on an existing reservation. */
+	/* Nor is it accepted when committing in an existing reservation. */
 	addr = alloc_ok(mm, NULL, GRANULARITY, MEM_RESERVE, PAGE_READWRITE);
 	alloc_fails(mm, addr, page, MEM_COMMIT | MEM_WRITE_WATCH, PAGE_READWRITE,
 		    HR_INVALID_PARAMETER);

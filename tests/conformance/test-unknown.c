@@ -42,7 +42,7 @@ static void test_unknown_iids(void **state)
 	assert_int_equal(sizeof(GUID), 16);
 }
 
-/* IHostMemoryManager::QueryInterface. */
+/* IHostMemoryManager::QueryInterface follows the COM rules. */
 static void test_unknown_manager_query_interface(void **state)
 {
 	IHostMemoryManager *mm = *state;
@@ -88,7 +88,7 @@ static void test_unknown_manager_query_interface(void **state)
 	assert_int_equal(IHostMemoryManager_Release(mm), 1);
 }
 
-/* IHostMalloc::QueryInterface, for every kind of heap. */
+/* IHostMalloc::QueryInterface follows them too, for every kind of heap. */
 static void test_unknown_heap_query_interface(void **state)
 {
 	IHostMemoryManager *mm = *state;

@@ -176,19 +176,19 @@ static void test_alloc_address_limits(void **state)
 	IHostMemoryManager *mm = *state;
 	uintptr_t top = USER_LIMIT & ~(uintptr_t)(GRANULARITY - 1);
 
-	/* The low 64 KiB. */
+	/* The low 64 KiB are never available. */
 	alloc_fails(mm, (void *)(uintptr_t)page, page, MEM_RESERVE, PAGE_NOACCESS,
 		    HR_INVALID_PARAMETER);
 	alloc_fails(mm, (void *)(GRANULARITY - page), page, MEM_RESERVE | MEM_COMMIT,
 		    PAGE_READWRITE, HR_INVALID_PARAMETER);
 	alloc_fails(mm, (void *)(uintptr_t)page, page, MEM_COMMIT, PAGE_READWRITE,
 		    HR_INVALID_PARAMETER);
-	/* Wrapping around the top of the address space. */
+	/* A range may not wrap around the top of the address space. */
 	alloc_fails(mm, (void *)top, SIZE_MAX - 2 * page, MEM_RESERVE, PAGE_NOACCESS,
 		    HR_INVALID_PARAMETER);
 	alloc_fails(mm, (void *)(UINTPTR_MAX & ~(uintptr_t)(GRANULARITY - 1)), 2 * GRANULARITY,
 		    MEM_RESERVE, PAGE_NOACCESS, HR_INVALID_PARAMETER);
-	/* Beyond the user-space limit, or running over it. */
+	/* Nor lie beyond the user-space limit, or run over it. */
 	alloc_fails(mm, (void *)(top + GRANULARITY), GRANULARITY, MEM_RESERVE, PAGE_NOACCESS,
 		    HR_INVALID_PARAMETER);
 	alloc_fails(mm, (void *)(top - GRANULARITY), 2 * GRANULARITY, MEM_RESERVE,
@@ -368,7 +368,7 @@ static void test_alloc_commit_outside_reservation(void **state)
 	void *foreign;
 
 	release_ok(mm, freed);
-	/* Address space that is free. */
+	/* Free address space cannot be committed. */
 	alloc_fails(mm, freed, page, MEM_COMMIT, PAGE_READWRITE, HR_INVALID_ADDRESS);
 	/* Running past the end of the reservation; nothing is committed. */
 	alloc_fails(mm, base + 3 * page, 2 * page, MEM_COMMIT, PAGE_READWRITE,
@@ -380,7 +380,7 @@ static void test_alloc_commit_outside_reservation(void **state)
 	check_maps(mm, base, 4 * page);
 	release_ok(mm, base);
 
-	/* Memory the manager did not allocate. */
+	/* Nor can memory the manager did not allocate. */
 	foreign = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(foreign != MAP_FAILED);
 	alloc_fails(mm, foreign, page, MEM_COMMIT, PAGE_READWRITE, HR_INVALID_ADDRESS);
@@ -401,7 +401,7 @@ static void test_alloc_reserve_over_reserved(void **state)
 	alloc_fails(mm, lo, 2 * GRANULARITY, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
 		    HR_INVALID_ADDRESS);
 	check_free(mm, lo);
-	/* Wholly over the existing reservation. */
+	/* A request wholly over the existing reservation fails too. */
 	alloc_fails(mm, hi, GRANULARITY, MEM_RESERVE, PAGE_READWRITE, HR_INVALID_ADDRESS);
 	alloc_fails(mm, hi, page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE, HR_INVALID_ADDRESS);
 	check_query(mm, hi, hi, hi, PAGE_NOACCESS, GRANULARITY, MEM_RESERVE, 0, MEM_PRIVATE);
@@ -532,7 +532,7 @@ static void test_alloc_commit_returns_page_start(void **state)
 
 	p = alloc_ok(mm, addr + 2 * page + 123, page, MEM_COMMIT, PAGE_READWRITE);
 	assert_ptr_equal(p, addr + 2 * page);
-	/* [addr+2p+123, addr+3p+123) touches two pages. */
+	/* The range [addr+2p+123, addr+3p+123) touches two pages. */
 	check_query(mm, p, p, addr, PAGE_NOACCESS, 2 * page, MEM_COMMIT, PAGE_READWRITE,
 		    MEM_PRIVATE);
 	p = alloc_ok(mm, addr + 6 * page - 1, 1, MEM_COMMIT, PAGE_READONLY);
@@ -565,7 +565,7 @@ static void test_alloc_reserve_over_foreign(void **state)
 	check_free(mm, g);
 	check_free(mm, g + 3 * page);
 	assert_int_equal(munmap(foreign, page), 0);
-	/* A loaded image and a stack. */
+	/* The same holds over a loaded image and over a stack. */
 	assert_non_null(code);
 	alloc_fails(mm, code, page, MEM_RESERVE, PAGE_NOACCESS, HR_INVALID_ADDRESS);
 	alloc_fails(mm, &local, page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
@@ -662,7 +662,10 @@ static void test_alloc_interface_arguments(void **state)
 	release_ok(mm, p);
 }
 
-/* Intended deviation from Wine: PAGE_TARGETS_INVALID is accepted and dropped (CFG is not emulated). */
+/*
+ * Intended deviation from Windows: PAGE_TARGETS_INVALID is accepted and
+ * dropped, as in Wine, because Control Flow Guard is not emulated.
+ */
 static void test_alloc_targets_invalid(void **state)
 {
 	IHostMemoryManager *mm = *state;

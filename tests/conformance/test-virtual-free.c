@@ -85,14 +85,14 @@ static void test_free_decommit_partially_committed(void **state)
 	IHostMemoryManager *mm = *state;
 	char *addr = alloc_ok(mm, NULL, 16 * page, MEM_RESERVE, PAGE_NOACCESS);
 
-	/* A pure reservation. */
+	/* Decommitting a pure reservation succeeds. */
 	assert_hr(S_OK, vfree(mm, addr, 16 * page, MEM_DECOMMIT));
 	check_query(mm, addr, addr, addr, PAGE_NOACCESS, 16 * page, MEM_RESERVE, 0, MEM_PRIVATE);
-	/* Only the first page committed. */
+	/* So does decommitting when only the first page is committed. */
 	assert_ptr_equal(alloc_ok(mm, addr, page, MEM_COMMIT, PAGE_READWRITE), addr);
 	assert_hr(S_OK, vfree(mm, addr, 16 * page, MEM_DECOMMIT));
 	check_query(mm, addr, addr, addr, PAGE_NOACCESS, 16 * page, MEM_RESERVE, 0, MEM_PRIVATE);
-	/* Committed pages between reserved ones. */
+	/* And with committed pages between reserved ones. */
 	assert_ptr_equal(alloc_ok(mm, addr + 3 * page, 2 * page, MEM_COMMIT, PAGE_READONLY),
 			 addr + 3 * page);
 	assert_ptr_equal(alloc_ok(mm, addr + 9 * page, page, MEM_COMMIT, PAGE_EXECUTE_READWRITE),
@@ -197,7 +197,7 @@ static void test_free_unallocated(void **state)
 	check_access(foreign, PAGE_READWRITE);
 	assert_int_equal(((unsigned char *)foreign)[page - 1], 0x42);
 	assert_int_equal(munmap(foreign, page), 0);
-	/* A stack address. */
+	/* Nor is a stack address. */
 	assert_hr(HR_INVALID_ADDRESS, vfree(mm, &foreign, 0, MEM_RELEASE));
 }
 
@@ -211,7 +211,7 @@ static void test_free_past_end(void **state)
 	assert_hr(HR_INVALID_PARAMETER, vfree(mm, addr + 15 * page, 2 * page, MEM_DECOMMIT));
 	assert_hr(HR_INVALID_PARAMETER, vfree(mm, addr, 16 * page + 1, MEM_DECOMMIT));
 	assert_hr(HR_INVALID_PARAMETER, vfree(mm, addr, SIZE_MAX - page, MEM_DECOMMIT));
-	/* Nothing was decommitted. */
+	/* Nothing was decommitted by the failures. */
 	check_query(mm, addr, addr, addr, PAGE_READWRITE, 16 * page, MEM_COMMIT, PAGE_READWRITE,
 		    MEM_PRIVATE);
 	check_maps(mm, addr, 16 * page);

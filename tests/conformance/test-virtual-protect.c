@@ -350,7 +350,10 @@ static void test_protect_zero_size(void **state)
 	release_ok(mm, addr);
 }
 
-/* Intended deviation from Wine: PAGE_TARGETS_INVALID is accepted and dropped (CFG is not emulated). */
+/*
+ * Intended deviation from Windows: PAGE_TARGETS_INVALID is accepted and
+ * dropped, as in Wine, because Control Flow Guard is not emulated.
+ */
 static void test_protect_targets_invalid(void **state)
 {
 	IHostMemoryManager *mm = *state;

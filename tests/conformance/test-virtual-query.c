@@ -577,6 +577,8 @@ static const DWORD model_protections[] = {
 	PAGE_EXECUTE_READWRITE | PAGE_GUARD,
 };
 
+#define N_MODEL_PROTECTIONS (sizeof(model_protections) / sizeof(model_protections[0]))
+
 struct model {
 	DWORD protect[MODEL_PAGES]; /* 0: reserved */
 	unsigned char first_byte[MODEL_PAGES];
@@ -644,9 +646,10 @@ static void test_query_against_model(void **state)
 	for (step = 0; step < 600; step++) {
 		size_t first = model_rand(&seed) % MODEL_PAGES;
 		size_t max = MODEL_PAGES - first;
-		size_t count = 1 + model_rand(&seed) % (model_rand(&seed) % 4 ? (max < 6 ? max : 6) : max);
-		DWORD p = model_protections[model_rand(&seed) %
-					    (sizeof(model_protections) / sizeof(model_protections[0]))];
+		/* Mostly short ranges, sometimes up to the end of the reservation. */
+		size_t longest = model_rand(&seed) % 4 ? (max < 6 ? max : 6) : max;
+		size_t count = 1 + model_rand(&seed) % longest;
+		DWORD p = model_protections[model_rand(&seed) % N_MODEL_PROTECTIONS];
 		char *addr = base + first * page;
 		size_t i, committed = 0;
 		void *out;
