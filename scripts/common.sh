@@ -18,6 +18,9 @@ die() {
 CLRMEMTRACE_PACKAGES=(
     build-essential meson ninja-build pkg-config
     liburcu-dev libcmocka-dev
+    liblttng-ust-dev lttng-tools
+    babeltrace2 python3-bt2 libbabeltrace2-dev
+    python3-pytest python3-matplotlib
 )
 
 # Installs whichever of the given packages are missing (needs root).
