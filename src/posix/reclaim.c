@@ -14,11 +14,17 @@
 
 struct batch {
 	struct rcu_head rcu;
-	struct batch *next;
+	struct batch *next, *prev;
 	struct retired *list;
 };
 
+/*
+ * Batches waiting for their grace period, and batches past it. Keeping the
+ * waiting ones on a list of our own also keeps their objects reachable, so a
+ * leak checker at exit does not take a pending free for a leak.
+ */
 static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct batch *waiting;
 static struct batch *ready;
 
 static void batch_ready(struct rcu_head *head)
@@ -26,6 +32,15 @@ static void batch_ready(struct rcu_head *head)
 	struct batch *b = container_of(head, struct batch, rcu);
 
 	pthread_mutex_lock(&ready_lock);
+	if (b->prev) {
+		b->prev->next = b->next;
+	} else {
+		waiting = b->next;
+	}
+	if (b->next) {
+		b->next->prev = b->prev;
+	}
+	b->prev = NULL;
 	b->next = ready;
 	__atomic_store_n(&ready, b, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&ready_lock);
@@ -51,6 +66,14 @@ static void submit(struct reclaimer *rc)
 	b->list = rc->open;
 	rc->open = NULL;
 	rc->count = 0;
+	pthread_mutex_lock(&ready_lock);
+	b->prev = NULL;
+	b->next = waiting;
+	if (waiting) {
+		waiting->prev = b;
+	}
+	waiting = b;
+	pthread_mutex_unlock(&ready_lock);
 	rcu_defer(&b->rcu, batch_ready);
 }
 
