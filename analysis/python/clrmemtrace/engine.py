@@ -1,0 +1,367 @@
+# SPDX-License-Identifier: MIT
+"""Runs the reconstruction on a trace and hands back its documents.
+
+Two engines produce the same documents (analysis/README.md, "The plugin's output"):
+
+- ``plugin``: the Babeltrace2 C component ``sink.clrmemtrace.analysis``, run in a graph
+  ``source.ctf.fs`` -> ``filter.utils.muxer`` -> ``sink.clrmemtrace.analysis``;
+- ``oracle``: the pure-Python reference reconstruction of ``oracle.py`` (slow, for tests).
+
+The engine is chosen by the ``engine`` argument of each function, else by the
+``CLRMEMTRACE_ENGINE`` environment variable, else ``plugin``.
+
+The plugin is looked up in ``$CLRMEMTRACE_PLUGIN_PATH`` (a directory), else in the
+``build*/analysis/plugin`` directories of the source tree holding this package (the most
+recently built first), else among the installed Babeltrace2 plugins.
+
+Every failure the user can act on is raised as ``UserError`` with the documented exit
+status: 3 when the input cannot be analysed, 4 when it holds no ``clrmemtrace`` events.
+"""
+
+import collections
+import csv
+import glob
+import io
+import json
+import os
+import tempfile
+
+from clrmemtrace.cli import UserError
+
+EXIT_CANNOT_ANALYSE = 3
+EXIT_NO_EVENTS = 4
+
+ENGINES = ("plugin", "oracle")
+ENGINE_ENV = "CLRMEMTRACE_ENGINE"
+PLUGIN_PATH_ENV = "CLRMEMTRACE_PLUGIN_PATH"
+PLUGIN_NAME = "clrmemtrace"
+SINK_NAME = "analysis"
+PROVIDER = "clrmemtrace"
+
+TIMELINE_COLUMNS = (
+    "time_ns",
+    "vpid",
+    "tid",
+    "manager_id",
+    "op",
+    "allocation_base",
+    "address",
+    "size",
+    "protect",
+    "old_protect",
+    "level",
+    "hr",
+    "seq",
+)
+
+# Timeline columns holding integers (addresses, written as 0x..., are kept as text).
+TIMELINE_INT_COLUMNS = ("time_ns", "vpid", "tid", "manager_id", "size", "seq")
+
+TraceInfo = collections.namedtuple("TraceInfo", "path first_ns")
+TraceInfo.__doc__ = """A trace that can be analysed: its path and its first event's time (ns)."""
+
+
+def import_bt2():
+    """Import Babeltrace2's Python bindings, or explain how to get them."""
+    try:
+        import bt2
+    except ImportError:
+        raise UserError(
+            "Babeltrace2's Python bindings (bt2) are missing: install python3-bt2 and run "
+            "with /usr/bin/python3",
+            EXIT_CANNOT_ANALYSE,
+        ) from None
+    return bt2
+
+
+def engine_name(engine=None):
+    """The engine to use: ``engine`` if given, else $CLRMEMTRACE_ENGINE, else ``plugin``."""
+    name = engine or os.environ.get(ENGINE_ENV) or "plugin"
+    if name not in ENGINES:
+        raise UserError(f"unknown engine {name!r} (choose plugin or oracle)", EXIT_CANNOT_ANALYSE)
+    return name
+
+
+def bt2_error_message(error):
+    """The root cause of a bt2 error, on one line."""
+    for cause in error:
+        message = " ".join(str(cause.message).split())
+        if message:
+            return message
+    return " ".join(str(error).split()[:40]) or "Babeltrace2 failed"
+
+
+def repository_root():
+    """The source tree holding this package (analysis/python/clrmemtrace/ is in it)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.normpath(os.path.join(here, "..", "..", ".."))
+
+
+def _plugin_in_directory(bt2, directory):
+    """The clrmemtrace plugin found in ``directory``, or None."""
+    if not os.path.isdir(directory):
+        return None
+    try:
+        plugins = bt2.find_plugins_in_path(directory, recurse=False, fail_on_load_error=False)
+    except bt2._Error:
+        return None
+    for plugin in plugins or ():
+        if plugin.name == PLUGIN_NAME and SINK_NAME in plugin.sink_component_classes:
+            return plugin
+    return None
+
+
+def _needs_sanitizer_runtime(shared_object):
+    """Whether a shared object was built with a sanitizer that must load first.
+
+    Loading such a plugin into a Python not started with the sanitizer's runtime preloaded
+    ends the process, so the search of build directories skips it.
+    """
+    if any(name in os.environ.get("LD_PRELOAD", "") for name in ("libasan", "libtsan")):
+        return False
+    try:
+        with open(shared_object, "rb") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return b"libasan.so" in data or b"libtsan.so" in data
+
+
+def build_plugin_directories():
+    """The ``build*/analysis/plugin`` directories of the source tree, newest build first.
+
+    Builds with AddressSanitizer or ThreadSanitizer are left out (see
+    ``_needs_sanitizer_runtime``).
+    """
+    found = []
+    for directory in glob.glob(os.path.join(repository_root(), "build*", "analysis", "plugin")):
+        objects = glob.glob(os.path.join(directory, "*.so"))
+        if objects and not any(_needs_sanitizer_runtime(o) for o in objects):
+            found.append((max(os.path.getmtime(o) for o in objects), directory))
+    return [directory for _, directory in sorted(found, reverse=True)]
+
+
+def find_plugin():
+    """The Babeltrace2 plugin holding ``sink.clrmemtrace.analysis``."""
+    bt2 = import_bt2()
+    explicit = os.environ.get(PLUGIN_PATH_ENV)
+    if explicit:
+        plugin = _plugin_in_directory(bt2, explicit)
+        if plugin is None:
+            raise UserError(
+                f"{PLUGIN_PATH_ENV}={explicit}: no clrmemtrace Babeltrace2 plugin there",
+                EXIT_CANNOT_ANALYSE,
+            )
+        return plugin
+    for directory in build_plugin_directories():
+        plugin = _plugin_in_directory(bt2, directory)
+        if plugin is not None:
+            return plugin
+    try:
+        plugin = bt2.find_plugin(PLUGIN_NAME)
+    except bt2._Error:
+        plugin = None
+    if plugin is not None and SINK_NAME in plugin.sink_component_classes:
+        return plugin
+    raise UserError(
+        "the clrmemtrace Babeltrace2 plugin is not installed: build it "
+        "(meson setup build && ninja -C build, which needs libbabeltrace2-dev) or install it, "
+        f"or set {PLUGIN_PATH_ENV} to the directory holding it",
+        EXIT_CANNOT_ANALYSE,
+    )
+
+
+def _ctf_source_spec(bt2, path):
+    return bt2.ComponentSpec.from_named_plugin_and_component_class(
+        "ctf", "fs", {"inputs": [path]}
+    )
+
+
+def _has_provider_event_class(stream):
+    """Whether the trace of ``stream`` declares any clrmemtrace event class."""
+    trace_class = stream.cls.trace_class
+    for stream_class in trace_class.values():
+        for event_class in stream_class.values():
+            if str(event_class.name).startswith(PROVIDER + ":"):
+                return True
+    return False
+
+
+def open_trace_check(path):
+    """Check that ``path`` is a CTF trace holding clrmemtrace events.
+
+    Returns a ``TraceInfo`` (the path and the time of the trace's first event, in ns since
+    the clock's origin). Raises ``UserError`` with status 3 when the input cannot be read
+    as a trace, 4 when it holds no clrmemtrace event.
+    """
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such file or directory", EXIT_CANNOT_ANALYSE)
+    if not os.path.isdir(path):
+        raise UserError(
+            f"{path}: not a trace (a CTF trace is a directory holding a metadata file)",
+            EXIT_CANNOT_ANALYSE,
+        )
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise UserError(f"{path}: permission denied", EXIT_CANNOT_ANALYSE)
+    bt2 = import_bt2()
+    first_ns = None
+    declared = None
+    try:
+        iterator = bt2.TraceCollectionMessageIterator([_ctf_source_spec(bt2, path)])
+        for message in iterator:
+            if type(message) is bt2._StreamBeginningMessageConst:
+                if declared is None or not declared:
+                    declared = _has_provider_event_class(message.stream)
+                continue
+            if type(message) is not bt2._EventMessageConst:
+                continue
+            if first_ns is None:
+                first_ns = message.default_clock_snapshot.ns_from_origin
+            if str(message.event.name).startswith(PROVIDER + ":"):
+                return TraceInfo(path, first_ns)
+    except bt2._Error as e:
+        raise UserError(f"{path}: {bt2_error_message(e)}", EXIT_CANNOT_ANALYSE) from None
+    raise UserError(f"{path}: the trace holds no clrmemtrace events", EXIT_NO_EVENTS)
+
+
+def _plugin_params(mode, output_path, params):
+    bt2 = import_bt2()
+    values = {"mode": mode, "output": output_path}
+    for key, value in params.items():
+        if value is None:
+            continue
+        key = key.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, int):
+            values[key] = value
+        elif key == "at":
+            values[key] = bt2.SignedIntegerValue(value)
+        else:
+            values[key] = bt2.UnsignedIntegerValue(value)
+    return values
+
+
+def run_plugin(trace_path, mode, output_path, **params):
+    """Run ``sink.clrmemtrace.analysis`` in ``mode`` on the trace, writing ``output_path``.
+
+    ``params`` are the component's other parameters (``at``, ``points``, ``max_details``;
+    underscores stand for dashes). Babeltrace2 errors become ``UserError`` (status 3)
+    carrying the root cause.
+    """
+    bt2 = import_bt2()
+    plugin = find_plugin()
+    try:
+        graph = bt2.Graph()
+        source = graph.add_component(
+            bt2.find_plugin("ctf").source_component_classes["fs"],
+            "source",
+            {"inputs": [trace_path]},
+        )
+        muxer = graph.add_component(
+            bt2.find_plugin("utils").filter_component_classes["muxer"], "muxer"
+        )
+        sink = graph.add_component(
+            plugin.sink_component_classes[SINK_NAME],
+            "analysis",
+            _plugin_params(mode, output_path, params),
+        )
+        for port in list(source.output_ports.values()):
+            free = next(p for p in muxer.input_ports.values() if not p.is_connected)
+            graph.connect_ports(port, free)
+        graph.connect_ports(
+            next(iter(muxer.output_ports.values())), next(iter(sink.input_ports.values()))
+        )
+        graph.run()
+    except bt2._Error as e:
+        raise UserError(f"{trace_path}: {bt2_error_message(e)}", EXIT_CANNOT_ANALYSE) from None
+
+
+def _run_to_document(trace_path, mode, **params):
+    """Run the plugin in a JSON mode and return the parsed document."""
+    with tempfile.TemporaryDirectory(prefix="clrmemtrace-") as tmp:
+        output = os.path.join(tmp, f"{mode}.json")
+        run_plugin(trace_path, mode, output, **params)
+        try:
+            with open(output, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(
+                f"{trace_path}: the analysis plugin wrote no valid {mode} document ({e})",
+                EXIT_CANNOT_ANALYSE,
+            ) from None
+
+
+def _oracle():
+    from clrmemtrace import oracle
+
+    return oracle
+
+
+def summary(path, max_details=1000, engine=None):
+    """The summary document of the trace at ``path``."""
+    if engine_name(engine) == "oracle":
+        return _oracle().summary(path, max_details=max_details)
+    return _run_to_document(path, "summary", max_details=max_details)
+
+
+def series(path, points=2000, engine=None):
+    """The series document (counters over time, spans) of the trace at ``path``."""
+    if engine_name(engine) == "oracle":
+        return _oracle().series(path, points=points)
+    return _run_to_document(path, "series", points=points)
+
+
+def map_at(path, at_ns, engine=None):
+    """The map document: every manager's regions and heaps at absolute time ``at_ns``."""
+    if engine_name(engine) == "oracle":
+        return _oracle().map_at(path, at_ns)
+    return _run_to_document(path, "map", at=at_ns)
+
+
+def write_timeline_rows(rows, out):
+    """Write timeline rows (dicts keyed by ``TIMELINE_COLUMNS``) as CSV to file object ``out``."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TIMELINE_COLUMNS)
+    for row in rows:
+        writer.writerow([row[c] for c in TIMELINE_COLUMNS])
+
+
+def timeline_csv(path, out, engine=None):
+    """Write the timeline CSV of the trace at ``path`` to the file ``out``."""
+    if engine_name(engine) == "oracle":
+        rows = _oracle().timeline_rows(path)
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            write_timeline_rows(rows, f)
+        return
+    run_plugin(path, "timeline", out)
+
+
+def parse_timeline_csv(text):
+    """Timeline rows (dicts, integers converted) from the CSV text ``text``."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        for column in TIMELINE_INT_COLUMNS:
+            if row.get(column) not in (None, ""):
+                row[column] = int(row[column], 0)
+        rows.append(row)
+    return rows
+
+
+def timeline(path, engine=None):
+    """The timeline of the trace at ``path``, as a list of dicts."""
+    if engine_name(engine) == "oracle":
+        return _oracle().timeline_rows(path)
+    with tempfile.TemporaryDirectory(prefix="clrmemtrace-") as tmp:
+        output = os.path.join(tmp, "timeline.csv")
+        run_plugin(path, "timeline", output)
+        with open(output, encoding="utf-8") as f:
+            return parse_timeline_csv(f.read())
+
+
+def perfetto(path, out, points=2000, engine=None):
+    """Write the Perfetto (Chrome trace-event JSON) document of the trace to the file ``out``."""
+    if engine_name(engine) == "oracle":
+        document = _oracle().perfetto(path, points=points)
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(document, f)
+        return
+    run_plugin(path, "perfetto", out, points=points)
