@@ -649,23 +649,30 @@ int clrmemtrace__vm_query(struct vm *vm, const void *address, MEMORY_BASIC_INFOR
 		return ERROR_INVALID_PARAMETER; /* #56 */
 	}
 	*seq_before = __atomic_load_n(&vm->seq, __ATOMIC_ACQUIRE);
-	rcu_lock();
-	r = clrmemtrace__addrmap_lookup(&vm->map, addr);
-	if (r && addr >= r->base && addr < r->end) {
-		fill_owned(r, page, mbi);
+	do {
+		rcu_lock();
+		r = clrmemtrace__addrmap_lookup(&vm->map, addr);
+		if (r && addr >= r->base && addr < r->end) {
+			fill_owned(r, page, mbi);
+			rcu_unlock();
+			goto end;
+		}
+		/* Not ours: the kernel's view, bounded by our neighbouring reservations. */
+		if (r) {
+			lo = r->end; /* addr is in the unused tail of r's last granule */
+		} else {
+			near = clrmemtrace__addrmap_prev(&vm->map, addr);
+			lo = near ? near->end : 0;
+		}
+		near = clrmemtrace__addrmap_next(&vm->map,
+						 (addr | (CLRMEMTRACE_GRANULARITY - 1)) + 1);
+		hi = near ? near->base : clrmemtrace__sys.user_limit;
 		rcu_unlock();
-		goto end;
-	}
-	/* Not ours: the kernel's view, bounded by our neighbouring reservations. */
-	if (r) {
-		lo = r->end; /* addr is in the unused tail of r's last granule */
-	} else {
-		near = clrmemtrace__addrmap_prev(&vm->map, addr);
-		lo = near ? near->end : 0;
-	}
-	near = clrmemtrace__addrmap_next(&vm->map, (addr | (CLRMEMTRACE_GRANULARITY - 1)) + 1);
-	hi = near ? near->base : clrmemtrace__sys.user_limit;
-	rcu_unlock();
+		/*
+		 * A reservation made around addr after the lookup shows up as a
+		 * neighbour that covers addr: look again, addr is ours now.
+		 */
+	} while (lo > addr || hi <= addr);
 	err = clrmemtrace__procmaps_query(addr, lo, hi, mbi);
 end:
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
