@@ -87,7 +87,10 @@ bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint
 	if (dst->capacity < count + 2) {
 		return false;
 	}
-	dst->pages = r->pages;
+	/* A buffer readers may still look at keeps its size: write it only if it differs. */
+	if (dst->pages != r->pages) {
+		dst->pages = r->pages;
+	}
 	if (first >= end) {
 		/* An empty range changes nothing; a zero-length run would break the invariants. */
 		for (i = 0; i < count; i++) {

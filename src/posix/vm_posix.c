@@ -137,7 +137,9 @@ static struct pm_runs *region_prepare(struct region *r, uint64_t first, uint64_t
 	if (pm_count_runs(r->runs) + 2 <= INLINE_RUNS) {
 		__atomic_store_n(&r->version, r->version + 1, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_RELEASE);
-		spare->capacity = INLINE_RUNS;
+		if (spare->capacity != INLINE_RUNS) {
+			spare->capacity = INLINE_RUNS; /* first use: no reader has seen it */
+		}
 		clrmemtrace__pm_set_into(spare, r->runs, first, last, state);
 		return spare;
 	}
