@@ -4,180 +4,13 @@
  */
 #include "procmaps.h"
 
+#include "mapsread.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-struct vma {
-	uintptr_t start, end;
-	int prot;
-	bool shared;
-	bool file;
-	uint64_t dev, ino;
-};
-
-struct maps_reader {
-	int fd;
-	size_t len, pos;
-	bool eof;
-	bool discard; /* dropping the rest of an over-long line */
-	char buf[8192];
-};
-
-static int reader_open(struct maps_reader *r)
-{
-	do {
-		r->fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	} while (r->fd < 0 && errno == EINTR);
-	r->len = r->pos = 0;
-	r->eof = false;
-	r->discard = false;
-	return r->fd < 0 ? ERROR_NOT_SUPPORTED : 0;
-}
-
-static void reader_close(struct maps_reader *r)
-{
-	close(r->fd);
-}
-
-/*
- * Makes at least one full line (or the rest of the file) available; false at
- * the end. A line longer than the buffer (a very long path) keeps its first
- * part, which holds every field the reader uses, and the rest is dropped.
- */
-static bool reader_fill(struct maps_reader *r)
-{
-	for (;;) {
-		size_t old;
-		ssize_t n;
-
-		if (!r->discard && r->pos < r->len && memchr(r->buf + r->pos, '\n', r->len - r->pos)) {
-			return true;
-		}
-		if (r->eof) {
-			return !r->discard && r->pos < r->len;
-		}
-		if (r->pos > 0) {
-			memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-			r->len -= r->pos;
-			r->pos = 0;
-		}
-		if (!r->discard && r->len == sizeof(r->buf)) {
-			r->len = 256;
-			r->buf[r->len - 1] = '\n';
-			r->discard = true;
-			return true;
-		}
-		old = r->len;
-		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			r->eof = true;
-			continue;
-		}
-		r->len += (size_t)n;
-		if (r->discard) {
-			char *nl = memchr(r->buf + old, '\n', r->len - old);
-
-			if (!nl) {
-				r->len = old;
-				continue;
-			}
-			memmove(r->buf + old, nl + 1, (size_t)(r->buf + r->len - (nl + 1)));
-			r->len -= (size_t)(nl + 1 - (r->buf + old));
-			r->discard = false;
-		}
-	}
-}
-
-static uint64_t parse_hex(const char **p, const char *end)
-{
-	uint64_t v = 0;
-
-	for (; *p < end; (*p)++) {
-		char c = **p;
-		unsigned d;
-
-		if (c >= '0' && c <= '9') {
-			d = (unsigned)(c - '0');
-		} else if (c >= 'a' && c <= 'f') {
-			d = (unsigned)(c - 'a' + 10);
-		} else if (c >= 'A' && c <= 'F') {
-			d = (unsigned)(c - 'A' + 10);
-		} else {
-			break;
-		}
-		v = (v << 4) | d;
-	}
-	return v;
-}
-
-static uint64_t parse_dec(const char **p, const char *end)
-{
-	uint64_t v = 0;
-
-	for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
-		v = v * 10 + (uint64_t)(**p - '0');
-	}
-	return v;
-}
-
-static void skip_spaces(const char **p, const char *end)
-{
-	while (*p < end && **p == ' ') {
-		(*p)++;
-	}
-}
-
-/* Reads the next mapping; false at the end of the file. */
-static bool reader_next(struct maps_reader *r, struct vma *v)
-{
-	while (reader_fill(r)) {
-		const char *line = r->buf + r->pos, *end = r->buf + r->len;
-		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		const char *p = line;
-		uint64_t major, minor;
-
-		if (!nl) {
-			nl = end;
-		}
-		r->pos = (size_t)(nl - r->buf) + (nl < end ? 1 : 0);
-		v->start = (uintptr_t)parse_hex(&p, nl);
-		if (p >= nl || *p != '-') {
-			continue;
-		}
-		p++;
-		v->end = (uintptr_t)parse_hex(&p, nl);
-		skip_spaces(&p, nl);
-		if (nl - p < 4) {
-			continue;
-		}
-		v->prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
-			  (p[2] == 'x' ? PROT_EXEC : 0);
-		v->shared = p[3] == 's';
-		p += 4;
-		skip_spaces(&p, nl);
-		(void)parse_hex(&p, nl); /* offset */
-		skip_spaces(&p, nl);
-		major = parse_hex(&p, nl);
-		if (p < nl && *p == ':') {
-			p++;
-		}
-		minor = parse_hex(&p, nl);
-		skip_spaces(&p, nl);
-		v->ino = parse_dec(&p, nl);
-		v->dev = (major << 32) | minor;
-		v->file = v->ino != 0;
-		if (v->end > v->start) {
-			return true;
-		}
-	}
-	return false;
-}
 
 /* State and protection the way Windows would show such a mapping. */
 static void vma_attrs(const struct vma *v, uint32_t *state, uint32_t *protect)
@@ -250,13 +83,11 @@ int clrmemtrace__procmaps_query(uintptr_t addr, uintptr_t lo, uintptr_t hi,
 	uint32_t group_alloc_protect = 0, run_state = 0, run_protect = 0;
 	bool have_prev = false, found = false, run_open = false;
 	bool group_file = false, group_exec = false;
-	int err;
 
-	err = reader_open(&reader);
-	if (err) {
-		return err;
+	if (clrmemtrace__maps_open(&reader) != 0) {
+		return ERROR_NOT_SUPPORTED;
 	}
-	while (reader_next(&reader, &v)) {
+	while (clrmemtrace__maps_next(&reader, &v)) {
 		bool join;
 
 		if (v.end <= lo) {
@@ -309,7 +140,7 @@ int clrmemtrace__procmaps_query(uintptr_t addr, uintptr_t lo, uintptr_t hi,
 		prev = v;
 		have_prev = true;
 	}
-	reader_close(&reader);
+	clrmemtrace__maps_close(&reader);
 
 	if (!found) {
 		fill_free(mbi, page, next);
