@@ -21,9 +21,14 @@
  *   ordered and a trace that starts mid-run rebuilds exactly.
  * - Only the interposed functions are exported.
  */
+#if defined(CLRMEMTRACE_PRELOAD_TESTING)
+/* Unit tests replace the tracepoints with recorders (tests/preload/). */
+#include "preload-testing.h"
+#else
 #define LTTNG_UST_TRACEPOINT_DEFINE
 #define LTTNG_UST_TRACEPOINT_PROBE_DYNAMIC_LINKAGE
 #include "clrmemtrace_os_tp.h"
+#endif
 
 #include "mapsread.h"
 
@@ -71,6 +76,8 @@ static bool tracing_off;
 
 /* ---------- Resolution ---------- */
 
+static void resolve_all(void);
+
 static void *resolve(const char *name)
 {
 	void *p;
@@ -80,6 +87,21 @@ static void *resolve(const char *name)
 	depth--;
 	return p;
 }
+
+#if defined(CLRMEMTRACE_PRELOAD_TESTING)
+/* Forgets the real functions, as before the constructor ran. */
+void clrmemtrace__preload_forget_real(void);
+void clrmemtrace__preload_forget_real(void)
+{
+	memset(&real, 0, sizeof(real));
+}
+
+void clrmemtrace__preload_resolve(void);
+void clrmemtrace__preload_resolve(void)
+{
+	resolve_all();
+}
+#endif
 
 static void resolve_all(void)
 {
