@@ -54,8 +54,18 @@ TIMELINE_COLUMNS = (
     "seq",
 )
 
-# Timeline columns holding integers (addresses, written as 0x..., are kept as text).
-TIMELINE_INT_COLUMNS = ("time_ns", "vpid", "tid", "manager_id", "size", "seq")
+# Timeline columns holding integers; the addresses among them are written 0x...
+TIMELINE_INT_COLUMNS = (
+    "time_ns",
+    "vpid",
+    "tid",
+    "manager_id",
+    "allocation_base",
+    "address",
+    "size",
+    "seq",
+)
+TIMELINE_ADDRESS_COLUMNS = ("allocation_base", "address")
 
 TraceInfo = collections.namedtuple("TraceInfo", "path first_ns")
 TraceInfo.__doc__ = """A trace that can be analysed: its path and its first event's time (ns)."""
@@ -171,28 +181,41 @@ def find_plugin():
     )
 
 
-def _ctf_source_spec(bt2, path):
+def ctf_inputs(path):
+    """The CTF trace directories at or under ``path`` (those holding a ``metadata`` file).
+
+    An LTTng session's output directory holds one trace per buffer owner (for example
+    ``ust/uid/0/64-bit``); they are all read together.
+    """
+    if os.path.isfile(os.path.join(path, "metadata")):
+        return [path]
+    found = []
+    for directory, subdirectories, files in os.walk(path):
+        subdirectories.sort()
+        if "metadata" in files:
+            found.append(directory)
+            subdirectories[:] = []
+    if not found:
+        raise UserError(
+            f"{path}: not a trace (no CTF metadata file in it or below it)", EXIT_CANNOT_ANALYSE
+        )
+    return found
+
+
+def ctf_source_spec(bt2, path):
+    """A ``source.ctf.fs`` component reading the trace(s) under ``path``."""
     return bt2.ComponentSpec.from_named_plugin_and_component_class(
-        "ctf", "fs", {"inputs": [path]}
+        "ctf", "fs", {"inputs": ctf_inputs(path)}
     )
-
-
-def _has_provider_event_class(stream):
-    """Whether the trace of ``stream`` declares any clrmemtrace event class."""
-    trace_class = stream.cls.trace_class
-    for stream_class in trace_class.values():
-        for event_class in stream_class.values():
-            if str(event_class.name).startswith(PROVIDER + ":"):
-                return True
-    return False
 
 
 def open_trace_check(path):
     """Check that ``path`` is a CTF trace holding clrmemtrace events.
 
-    Returns a ``TraceInfo`` (the path and the time of the trace's first event, in ns since
-    the clock's origin). Raises ``UserError`` with status 3 when the input cannot be read
-    as a trace, 4 when it holds no clrmemtrace event.
+    Returns a ``TraceInfo``: the path, and the time of the trace's first clrmemtrace event
+    in ns since the clock's origin (what relative TIME arguments count from). Raises
+    ``UserError`` with status 3 when the input cannot be read as a trace, 4 when it holds no
+    clrmemtrace event.
     """
     if not os.path.exists(path):
         raise UserError(f"{path}: no such file or directory", EXIT_CANNOT_ANALYSE)
@@ -204,21 +227,13 @@ def open_trace_check(path):
     if not os.access(path, os.R_OK | os.X_OK):
         raise UserError(f"{path}: permission denied", EXIT_CANNOT_ANALYSE)
     bt2 = import_bt2()
-    first_ns = None
-    declared = None
     try:
-        iterator = bt2.TraceCollectionMessageIterator([_ctf_source_spec(bt2, path)])
+        iterator = bt2.TraceCollectionMessageIterator([ctf_source_spec(bt2, path)])
         for message in iterator:
-            if type(message) is bt2._StreamBeginningMessageConst:
-                if declared is None or not declared:
-                    declared = _has_provider_event_class(message.stream)
-                continue
             if type(message) is not bt2._EventMessageConst:
                 continue
-            if first_ns is None:
-                first_ns = message.default_clock_snapshot.ns_from_origin
             if str(message.event.name).startswith(PROVIDER + ":"):
-                return TraceInfo(path, first_ns)
+                return TraceInfo(path, message.default_clock_snapshot.ns_from_origin)
     except bt2._Error as e:
         raise UserError(f"{path}: {bt2_error_message(e)}", EXIT_CANNOT_ANALYSE) from None
     raise UserError(f"{path}: the trace holds no clrmemtrace events", EXIT_NO_EVENTS)
@@ -254,7 +269,7 @@ def run_plugin(trace_path, mode, output_path, **params):
         source = graph.add_component(
             bt2.find_plugin("ctf").source_component_classes["fs"],
             "source",
-            {"inputs": [trace_path]},
+            {"inputs": ctf_inputs(trace_path)},
         )
         muxer = graph.add_component(
             bt2.find_plugin("utils").filter_component_classes["muxer"], "muxer"
@@ -322,7 +337,9 @@ def write_timeline_rows(rows, out):
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TIMELINE_COLUMNS)
     for row in rows:
-        writer.writerow([row[c] for c in TIMELINE_COLUMNS])
+        writer.writerow(
+            [f"0x{row[c]:x}" if c in TIMELINE_ADDRESS_COLUMNS else row[c] for c in TIMELINE_COLUMNS]
+        )
 
 
 def timeline_csv(path, out, engine=None):
@@ -336,7 +353,7 @@ def timeline_csv(path, out, engine=None):
 
 
 def parse_timeline_csv(text):
-    """Timeline rows (dicts, integers converted) from the CSV text ``text``."""
+    """Timeline rows (dicts, integers and addresses converted) from the CSV text ``text``."""
     rows = []
     for row in csv.DictReader(io.StringIO(text)):
         for column in TIMELINE_INT_COLUMNS:

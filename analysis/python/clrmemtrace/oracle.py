@@ -86,7 +86,11 @@ PROTECT_MODIFIER_NAMES = (
 STATE_NAMES = {MEM_COMMIT: "MEM_COMMIT", MEM_RESERVE: "MEM_RESERVE", MEM_FREE: "MEM_FREE"}
 MEM_TYPE_NAMES = {0x20000: "MEM_PRIVATE", 0x40000: "MEM_MAPPED", 0x1000000: "MEM_IMAGE"}
 LEVEL_NAMES = {0: "eTaskCritical", 1: "eAppDomainCritical", 2: "eProcessCritical"}
-AVAILABLE_NAMES = {1: "eMemoryAvailableLow", 2: "eMemoryAvailableNeutral", 3: "eMemoryAvailableHigh"}
+AVAILABLE_NAMES = {
+    1: "eMemoryAvailableLow",
+    2: "eMemoryAvailableNeutral",
+    3: "eMemoryAvailableHigh",
+}
 HRESULT_NAMES = {
     0x00000000: "S_OK",
     0x00000001: "S_FALSE",
@@ -191,9 +195,7 @@ def set_pages(runs, start, end, state, protect):
     return tuple(merged)
 
 
-class Reservation(
-    collections.namedtuple("Reservation", "base end aprot runs time_ns tid level")
-):
+class Reservation(collections.namedtuple("Reservation", "base end aprot runs time_ns tid level")):
     """One reservation: [base, end), its allocation protection and its runs of pages.
 
     A run's protection is the page's own (``protect & 0xff`` plus ``PAGE_GUARD``); what a
@@ -392,9 +394,10 @@ class Reconstruction:
     def read(self, path):
         """Replay the trace at ``path``."""
         import bt2
+        from clrmemtrace.engine import bt2_error_message, ctf_source_spec
 
         try:
-            iterator = bt2.TraceCollectionMessageIterator(path)
+            iterator = bt2.TraceCollectionMessageIterator([ctf_source_spec(bt2, path)])
             for message in iterator:
                 kind = type(message)
                 if kind is bt2._EventMessageConst:
@@ -410,8 +413,6 @@ class Reconstruction:
                         break
                     self.on_discarded(message.count, time_ns)
         except bt2._Error as e:
-            from clrmemtrace.engine import bt2_error_message
-
             raise UserError(f"{path}: {bt2_error_message(e)}", 3) from None
         if self.events == 0 and self.stop_ns is None:
             raise UserError(f"{path}: the trace holds no clrmemtrace events", 4)
@@ -650,9 +651,16 @@ class Reconstruction:
             end = manager.page_up(address + size)
             owner = holding(manager.state, start) if manager.known else None
             self.timeline_row(
-                time_ns, manager.vpid, tid, manager.manager_id, "reset",
-                owner.base if owner else 0, start, end - start, **common,
-            )  # fmt: skip
+                time_ns,
+                manager.vpid,
+                tid,
+                manager.manager_id,
+                "reset",
+                owner.base if owner else 0,
+                start,
+                end - start,
+                **common,
+            )
             self.change(manager, f["seq"], time_ns, None)
             return
         if kind & MEM_RESERVE or address == 0:
@@ -661,9 +669,16 @@ class Reconstruction:
             committed = bool(kind & MEM_COMMIT)
             op = "reserve_commit" if committed else "reserve"
             self.timeline_row(
-                time_ns, manager.vpid, tid, manager.manager_id, op, base, base, end - base,
+                time_ns,
+                manager.vpid,
+                tid,
+                manager.manager_id,
+                op,
+                base,
+                base,
+                end - base,
                 **common,
-            )  # fmt: skip
+            )
 
             def apply(state):
                 runs = ((base, end, MEM_RESERVE, 0),)
@@ -681,9 +696,16 @@ class Reconstruction:
         end = manager.page_up(address + size)
         owner = holding(manager.state, start) if manager.known else None
         self.timeline_row(
-            time_ns, manager.vpid, tid, manager.manager_id, "commit",
-            owner.base if owner else 0, start, end - start, **common,
-        )  # fmt: skip
+            time_ns,
+            manager.vpid,
+            tid,
+            manager.manager_id,
+            "commit",
+            owner.base if owner else 0,
+            start,
+            end - start,
+            **common,
+        )
         self.change(
             manager,
             f["seq"],
@@ -699,22 +721,41 @@ class Reconstruction:
             if kind == MEM_RELEASE and manager.known and owner is None and address:
                 if start in manager.released:
                     self.anomaly(
-                        "double_free", time_ns, manager.vpid, tid, manager.manager_id,
-                        address, size, "MEM_RELEASE of a reservation already released",
-                    )  # fmt: skip
+                        "double_free",
+                        time_ns,
+                        manager.vpid,
+                        tid,
+                        manager.manager_id,
+                        address,
+                        size,
+                        "MEM_RELEASE of a reservation already released",
+                    )
                 else:
                     self.anomaly(
-                        "free_unknown", time_ns, manager.vpid, tid, manager.manager_id,
-                        address, size, "MEM_RELEASE of an address never reserved",
-                    )  # fmt: skip
+                        "free_unknown",
+                        time_ns,
+                        manager.vpid,
+                        tid,
+                        manager.manager_id,
+                        address,
+                        size,
+                        "MEM_RELEASE of an address never reserved",
+                    )
             return
         common = dict(hr="S_OK", seq=f["seq"])
         if kind == MEM_RELEASE:
             length = owner.end - owner.base if owner else size
             self.timeline_row(
-                time_ns, manager.vpid, tid, manager.manager_id, "release",
-                owner.base if owner else start, start, length, **common,
-            )  # fmt: skip
+                time_ns,
+                manager.vpid,
+                tid,
+                manager.manager_id,
+                "release",
+                owner.base if owner else start,
+                start,
+                length,
+                **common,
+            )
 
             def release(state):
                 state = dict(state)
@@ -732,9 +773,16 @@ class Reconstruction:
         else:
             end = manager.page_up(address + size)
         self.timeline_row(
-            time_ns, manager.vpid, tid, manager.manager_id, "decommit",
-            owner.base if owner else 0, start, end - start, **common,
-        )  # fmt: skip
+            time_ns,
+            manager.vpid,
+            tid,
+            manager.manager_id,
+            "decommit",
+            owner.base if owner else 0,
+            start,
+            end - start,
+            **common,
+        )
         self.change(
             manager, f["seq"], time_ns, lambda state: _set_range(state, start, end, MEM_RESERVE, 0)
         )
@@ -747,22 +795,42 @@ class Reconstruction:
         if f["hr"] != S_OK:
             if f["hr"] == ERROR_INVALID_ADDRESS_HR and owner is not None:
                 self.anomaly(
-                    "protect_uncommitted", time_ns, manager.vpid, tid, manager.manager_id,
-                    address, size, f"{protect_name(protect)} on pages that are not committed",
-                )  # fmt: skip
+                    "protect_uncommitted",
+                    time_ns,
+                    manager.vpid,
+                    tid,
+                    manager.manager_id,
+                    address,
+                    size,
+                    f"{protect_name(protect)} on pages that are not committed",
+                )
             return
         old = f["old_protect"]
         if old & 0xFF in WRITABLE_NOT_EXECUTABLE and protect & 0xFF in EXECUTABLE:
             self.anomaly(
-                "w_to_x_flip", time_ns, manager.vpid, tid, manager.manager_id, address, size,
+                "w_to_x_flip",
+                time_ns,
+                manager.vpid,
+                tid,
+                manager.manager_id,
+                address,
+                size,
                 f"{protect_name(old)} -> {protect_name(protect)}",
-            )  # fmt: skip
+            )
         self.timeline_row(
-            time_ns, manager.vpid, tid, manager.manager_id, "protect",
-            owner.base if owner else 0, start, end - start,
-            protect=protect_name(protect), old_protect=protect_name(old), hr="S_OK",
+            time_ns,
+            manager.vpid,
+            tid,
+            manager.manager_id,
+            "protect",
+            owner.base if owner else 0,
+            start,
+            end - start,
+            protect=protect_name(protect),
+            old_protect=protect_name(old),
+            hr="S_OK",
             seq=f["seq"],
-        )  # fmt: skip
+        )
         self.change(
             manager,
             f["seq"],
@@ -776,9 +844,15 @@ class Reconstruction:
         manager.last_seq = seq
         if last is not None and seq < last:
             self.anomaly(
-                "seq_regression", time_ns, manager.vpid, 0, manager.manager_id, 0, 0,
+                "seq_regression",
+                time_ns,
+                manager.vpid,
+                0,
+                manager.manager_id,
+                0,
+                0,
                 f"seq {seq} after {last}",
-            )  # fmt: skip
+            )
             self.make_unknown(manager, time_ns)
             return
         if not manager.known:
@@ -839,7 +913,9 @@ class Reconstruction:
         manager.pending = waiting
 
     def evaluate(self, manager, query):
-        states = [manager.history.get(s) for s in range(query["seq_before"], query["seq_after"] + 1)]
+        states = [
+            manager.history.get(s) for s in range(query["seq_before"], query["seq_after"] + 1)
+        ]
         if any(state is None for state in states):
             self.unverifiable += 1
             return
@@ -885,14 +961,26 @@ class Reconstruction:
         if f["hr"] != S_OK:
             if ptr in heap.freed:
                 self.anomaly(
-                    "double_free", time_ns, manager.vpid, tid, manager.manager_id, ptr, 0,
+                    "double_free",
+                    time_ns,
+                    manager.vpid,
+                    tid,
+                    manager.manager_id,
+                    ptr,
+                    0,
                     f"heap {heap.heap_id}: block already freed",
-                )  # fmt: skip
+                )
             elif heap.known and ptr not in heap.live:
                 self.anomaly(
-                    "free_unknown", time_ns, manager.vpid, tid, manager.manager_id, ptr, 0,
+                    "free_unknown",
+                    time_ns,
+                    manager.vpid,
+                    tid,
+                    manager.manager_id,
+                    ptr,
+                    0,
                     f"heap {heap.heap_id}: pointer this heap never handed out",
-                )  # fmt: skip
+                )
             return
         self.totals.frees += 1
         manager.figures.frees += 1
@@ -971,10 +1059,17 @@ class Reconstruction:
             )
             state[base] = reservation
             self.timeline_row(
-                region["time_ns"], manager.vpid, region["tid"], manager.manager_id,
-                "statedump", base, start, end - start,
-                protect=protect_name(reservation.reported(run)), seq=seq,
-            )  # fmt: skip
+                region["time_ns"],
+                manager.vpid,
+                region["tid"],
+                manager.manager_id,
+                "statedump",
+                base,
+                start,
+                end - start,
+                protect=protect_name(reservation.reported(run)),
+                seq=seq,
+            )
         was_known = manager.known and manager.seq == seq
         self.make_known(manager, time_ns)
         manager.seq = manager.last_seq = seq
@@ -1163,8 +1258,16 @@ class Reconstruction:
             }
             for k, g in groups.items()
         ]
-        rows.sort(key=lambda r: (-r["bytes"], r["vpid"], r["manager_id"], r["heap_id"],
-                                 r["file"], r["line"]))  # fmt: skip
+        rows.sort(
+            key=lambda r: (
+                -r["bytes"],
+                r["vpid"],
+                r["manager_id"],
+                r["heap_id"],
+                r["file"],
+                r["line"],
+            )
+        )
         return rows[: self.max_details]
 
     def map_document(self, at_ns):
@@ -1464,8 +1567,15 @@ class Series:
             }
             for key, b, e in self.spans
         ]
-        spans.sort(key=lambda s: (-s["size"] * (s["end_ns"] - s["begin_ns"]), s["begin_ns"],
-                                  s["vpid"], s["manager_id"], s["base"]))  # fmt: skip
+        spans.sort(
+            key=lambda s: (
+                -s["size"] * (s["end_ns"] - s["begin_ns"]),
+                s["begin_ns"],
+                s["vpid"],
+                s["manager_id"],
+                s["base"],
+            )
+        )
         failures = [[f["time_ns"], f["event"], f["hr"]] for f in reconstruction.failures]
         return {
             "format": "clrmemtrace-series",
@@ -1489,8 +1599,13 @@ class Series:
         for vpid in sorted({vpid for vpid, _ in reconstruction.managers}):
             name = reconstruction.procnames.get(vpid, "") or str(vpid)
             events.append(
-                {"ph": "M", "name": "process_name", "pid": vpid, "tid": vpid,
-                 "args": {"name": name}}  # fmt: skip
+                {
+                    "ph": "M",
+                    "name": "process_name",
+                    "pid": vpid,
+                    "tid": vpid,
+                    "args": {"name": name},
+                }
             )
         for (vpid, counter), changes in sorted(self.per_process.items()):
             for sample in self.downsample(changes, begin, end):

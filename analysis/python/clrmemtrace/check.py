@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: MIT
+"""``clrmemtrace check TRACE``: replay every traced VirtualQuery against the reconstruction.
+
+Exit status 0 when no query contradicts the reconstruction (including when none could be
+checked), 1 when some do.
+"""
+
+import sys
+
+from clrmemtrace import tables
+from clrmemtrace.oracle import QUERY_FIELDS
+from clrmemtrace.summary import add_trace_argument, load_summary, warn_if_incomplete
+from clrmemtrace.timefmt import format_offset
+
+EXIT_MISMATCH = 1
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "check",
+        help="replay every traced virtual_query against the reconstruction (exit 1 on mismatch)",
+        description="Compare every successful VirtualQuery answer in the trace with the "
+        "state the reconstruction holds for its manager. Exit status 0 when none "
+        "contradicts it, 1 otherwise.",
+    )
+    add_trace_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def _value(value):
+    if isinstance(value, int):
+        return f"0x{value:x}"
+    return str(value)
+
+
+def format_check(summary):
+    """The check report, and the exit status it calls for."""
+    check = summary["check"]
+    out = [
+        f"Queries checked: {check['queries_checked']}\n",
+        f"Mismatches:      {check['mismatches']}\n",
+        f"Unverifiable:    {check['unverifiable']}\n",
+    ]
+    if check["queries_checked"] == 0:
+        out.append(
+            "Note: no query could be checked (the trace holds no successful virtual_query "
+            "whose manager's state was known).\n"
+        )
+    details = check["mismatch_details"]
+    if details:
+        rows = []
+        for mismatch in details:
+            got, expected = mismatch["got"], mismatch["expected"]
+            differing = [f for f in QUERY_FIELDS if got.get(f) != expected.get(f)] or ["-"]
+            for number, field in enumerate(differing):
+                first = number == 0
+                rows.append(
+                    [
+                        format_offset(mismatch["time_ns"], summary["begin_ns"]) if first else "",
+                        mismatch["vpid"] if first else "",
+                        mismatch["manager_id"] if first else "",
+                        f"0x{mismatch['address']:x}" if first else "",
+                        field,
+                        _value(got.get(field, "-")) if field != "-" else "-",
+                        _value(expected.get(field, "-")) if field != "-" else "-",
+                    ]
+                )
+        out.append("\n")
+        out.append(
+            tables.table(
+                ["time (s)", "vpid", "mgr", "address", "field", "traced answer", "expected"],
+                rows,
+                align=">>><<<<",
+            )
+        )
+        if len(details) < check["mismatches"]:
+            out.append(f"(the first {len(details)} mismatches listed)\n")
+    status = EXIT_MISMATCH if check["mismatches"] else 0
+    return "".join(out), status
+
+
+def run(args):
+    summary = load_summary(args.trace)
+    warn_if_incomplete(summary, stream=sys.stdout)
+    text, status = format_check(summary)
+    sys.stdout.write(text)
+    return status
