@@ -13,7 +13,7 @@ import sys
 from clrmemtrace import __version__
 
 # Subcommand modules, in the order `clrmemtrace --help` lists them.
-SUBCOMMANDS = ["record"]
+SUBCOMMANDS = ["record", "summary", "timeline", "mapcmd", "leaks", "check", "latency", "diff"]
 
 # Exit statuses shared by every subcommand.
 EXIT_OK = 0
