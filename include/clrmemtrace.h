@@ -361,12 +361,32 @@ typedef struct clrmemtrace_options {
 	uint32_t flags;
 	/* A label for this manager in traces (copied; NULL for none). */
 	const char *name;
+
+	/*
+	 * Host policy. A field left at 0 takes its value from the environment
+	 * variable named beside it, or else its default.
+	 */
+	/* Bytes committed through VirtualAlloc plus heap memory (CLRMEMTRACE_COMMIT_BUDGET; none). */
+	uint64_t commit_budget;
+	/* Bytes of reservations, heaps and acquired ranges (CLRMEMTRACE_ADDRESS_SPACE_BUDGET; none). */
+	uint64_t address_space_budget;
+	/* Bytes beyond a budget that critical requests may use (CLRMEMTRACE_EMERGENCY_RESERVE; 0). */
+	uint64_t emergency_reserve;
+	/* Load (percent) from which eMemoryAvailableLow is delivered (CLRMEMTRACE_LOW_MEMORY_PERCENT; 90). */
+	uint32_t low_memory_percent;
+	/* Load up to which eMemoryAvailableHigh is delivered (CLRMEMTRACE_HIGH_MEMORY_PERCENT; 60). */
+	uint32_t high_memory_percent;
+	/* How far the load must move back before leaving Low or High (CLRMEMTRACE_HYSTERESIS_PERCENT; 5). */
+	uint32_t hysteresis_percent;
+	/* How often system memory is polled without pressure-stall triggers (CLRMEMTRACE_POLL_MS; 1000). */
+	uint32_t poll_interval_ms;
 } clrmemtrace_options;
 
 /*
  * Creates a memory manager. options == NULL means defaults. On success *out
  * holds one reference; release it with IHostMemoryManager_Release. Returns
- * S_OK, E_POINTER (out is NULL), E_INVALIDARG (bad options) or E_OUTOFMEMORY.
+ * S_OK, E_POINTER (out is NULL), E_INVALIDARG (bad options, or a policy
+ * environment variable that cannot be understood) or E_OUTOFMEMORY.
  */
 CLRMEMTRACE_EXPORT HRESULT clrmemtrace_create(const clrmemtrace_options *options,
 					      IHostMemoryManager **out);

@@ -28,12 +28,23 @@ struct heap_stats {
 
 typedef void (*heap_block_fn)(void *ctx, void *ptr, size_t size);
 
-/* malloc_type: MALLOC_THREADSAFE and/or MALLOC_EXECUTABLE (validated by the caller). */
-int clrmemtrace__heap_create(uint32_t malloc_type, struct heap **out);
+struct policy;
+
+/*
+ * malloc_type: MALLOC_THREADSAFE and/or MALLOC_EXECUTABLE (validated by the
+ * caller). policy (may be NULL) is charged for the memory the heap takes
+ * from the OS, before it takes it.
+ */
+int clrmemtrace__heap_create(uint32_t malloc_type, struct policy *policy, struct heap **out);
 void clrmemtrace__heap_destroy(struct heap *h);
 
-/* 0 or ERROR_NOT_ENOUGH_MEMORY (impossible sizes included). fn may be NULL. */
-int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx);
+/*
+ * 0, ERROR_NOT_ENOUGH_MEMORY (impossible sizes included) or the policy's
+ * refusal when new OS memory is needed for a request at critical `level`
+ * (an EMemoryCriticalLevel). fn may be NULL.
+ */
+int clrmemtrace__heap_alloc(struct heap *h, size_t size, int level, void **out, heap_block_fn fn,
+			    void *ctx);
 
 /* 0 or ERROR_INVALID_ADDRESS. ptr is non-NULL. fn may be NULL. */
 int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ctx);

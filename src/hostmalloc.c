@@ -10,6 +10,7 @@
  */
 #include "heap.h"
 #include "hostmem.h"
+#include "policy.h"
 #include "trace.h"
 
 #include <stdlib.h>
@@ -130,7 +131,7 @@ static HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLeve
 			return E_INVALIDARG;
 		}
 		return clrmemtrace__hresult(
-			clrmemtrace__heap_alloc(h->heap, cbSize, ppMem, NULL, NULL));
+			clrmemtrace__heap_alloc(h->heap, cbSize, (int)level, ppMem, NULL, NULL));
 	}
 	t.t0 = clrmemtrace__now_ns();
 	t.ev = (struct ctev_malloc_alloc){
@@ -140,17 +141,20 @@ static HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLeve
 		.level = (int32_t)level,
 		.file = file ? file : "",
 		.line = line,
+		.reason = "",
 	};
 	if (!ppMem) {
 		hr = E_POINTER;
 	} else if ((*ppMem = NULL, (unsigned)level > (unsigned)eProcessCritical)) {
 		hr = E_INVALIDARG;
 	} else {
-		hr = clrmemtrace__hresult(
-			clrmemtrace__heap_alloc(h->heap, cbSize, ppMem, on_alloc, &t));
+		int err = clrmemtrace__heap_alloc(h->heap, cbSize, (int)level, ppMem, on_alloc, &t);
+
+		hr = clrmemtrace__hresult(err);
 		if (hr == S_OK) {
 			return hr; /* on_alloc emitted the event */
 		}
+		t.ev.reason = clrmemtrace__policy_reason(err);
 	}
 	t.ev.hr = hr;
 	emit_alloc(&t);
@@ -246,7 +250,7 @@ HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type
 	if (!h) {
 		return E_OUTOFMEMORY;
 	}
-	err = clrmemtrace__heap_create(malloc_type, &h->heap);
+	err = clrmemtrace__heap_create(malloc_type, &mgr->policy, &h->heap);
 	if (err) {
 		free(h);
 		return clrmemtrace__hresult(err);

@@ -9,9 +9,11 @@
 #include "hostmem.h"
 
 #include "heap.h"
+#include "monitor.h"
 #include "trace.h"
 #include "vm.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +74,7 @@ static ULONG STDMETHODCALLTYPE hostmem_AddRef(IHostMemoryManager *iface)
 
 static void hostmem_destroy(struct hostmem *m)
 {
+	clrmemtrace__monitor_stop(m);
 	clrmemtrace__registry_remove(m);
 	if (TRACE_ON_M(m, manager_destroy)) {
 		struct vm_stats stats;
@@ -158,7 +161,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_CreateMalloc(IHostMemoryManager *iface,
 
 static void trace_virtual_alloc(struct hostmem *m, void *address, SIZE_T size, DWORD type,
 				DWORD protect, EMemoryCriticalLevel level, void *result, HRESULT hr,
-				uint64_t t0)
+				int err, uint64_t t0)
 {
 	struct ctev_virtual_alloc ev = {
 		.manager_id = m->id,
@@ -171,6 +174,7 @@ static void trace_virtual_alloc(struct hostmem *m, void *address, SIZE_T size, D
 		.result = (uintptr_t)result,
 		.seq = clrmemtrace__vm_seq(m->vm),
 		.duration_ns = trace_elapsed(t0),
+		.reason = clrmemtrace__policy_reason(err),
 	};
 
 	CLRMEMTRACE_TRACE(virtual_alloc, &ev);
@@ -186,6 +190,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualAlloc(IHostMemoryManager *iface,
 	void *result = NULL;
 	uint64_t t0;
 	HRESULT hr;
+	int err;
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, virtual_alloc));
@@ -195,13 +200,13 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualAlloc(IHostMemoryManager *iface,
 		hr = E_INVALIDARG;
 	} else {
 		clrmemtrace__vm_lock(m->vm);
-		hr = clrmemtrace__hresult(clrmemtrace__vm_alloc(m->vm, pAddress, dwSize,
-								flAllocationType, flProtect,
-								&result));
+		err = clrmemtrace__vm_alloc(m->vm, pAddress, dwSize, flAllocationType, flProtect,
+					    (int)eCriticalLevel, &result);
+		hr = clrmemtrace__hresult(err);
 		/* Traced under the lock, so the trace has state changes in their order. */
 		if (TRACE_ON_M(m, virtual_alloc)) {
 			trace_virtual_alloc(m, pAddress, dwSize, flAllocationType, flProtect,
-					    eCriticalLevel, result, hr, t0);
+					    eCriticalLevel, result, hr, err, t0);
 		}
 		clrmemtrace__vm_unlock(m->vm);
 		*ppMem = result;
@@ -209,7 +214,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualAlloc(IHostMemoryManager *iface,
 	}
 	if (TRACE_ON_M(m, virtual_alloc)) {
 		trace_virtual_alloc(m, pAddress, dwSize, flAllocationType, flProtect, eCriticalLevel,
-				    NULL, hr, t0);
+				    NULL, hr, 0, t0);
 	}
 	return hr;
 }
@@ -361,6 +366,12 @@ static HRESULT STDMETHODCALLTYPE hostmem_GetMemoryLoad(IHostMemoryManager *iface
 	}
 	if (!pMemoryLoad || !pAvailableBytes) {
 		hr = E_POINTER;
+	} else if (m->policy.commit_budget) {
+		/* Under a budget the load is the budget's. */
+		load = clrmemtrace__policy_budget_load(&m->policy, &avail);
+		*pMemoryLoad = load;
+		*pAvailableBytes = avail > SIZE_MAX ? SIZE_MAX : (SIZE_T)avail;
+		hr = S_OK;
 	} else {
 		hr = clrmemtrace__hresult(clrmemtrace__memory_status(&load, &avail, NULL));
 		if (hr == S_OK) {
@@ -403,6 +414,8 @@ static HRESULT STDMETHODCALLTYPE hostmem_RegisterMemoryNotificationCallback(
 		old = m->callback;
 		m->callback = pCallback;
 		clrmemtrace_mutex_unlock(&m->lock);
+		/* From now on the host, not the runtime, reports memory pressure. */
+		hr = clrmemtrace__hresult(clrmemtrace__monitor_start(m));
 	}
 	if (TRACE_ON_M(m, notification_register)) {
 		struct ctev_notification_register ev = {
@@ -432,15 +445,16 @@ static bool valid_range(LPVOID start, SIZE_T size)
 }
 
 static void trace_vas(struct hostmem *m, int which, LPVOID address, SIZE_T size, HRESULT hr,
-		      uint64_t total, uint64_t t0)
+		      const char *reason, uint64_t t0)
 {
 	struct ctev_vas ev = {
 		.manager_id = m->id,
 		.address = (uintptr_t)address,
 		.size = size,
 		.hr = hr,
-		.total = total,
+		.total = __atomic_load_n(&m->vas_bytes, __ATOMIC_RELAXED),
 		.duration_ns = trace_elapsed(t0),
+		.reason = reason,
 	};
 
 	if (which == 0) {
@@ -452,22 +466,31 @@ static void trace_vas(struct hostmem *m, int which, LPVOID address, SIZE_T size,
 	}
 }
 
+/*
+ * The runtime is about to map a view of a file outside the manager: refused
+ * when it would take the address space over its budget.
+ */
 static HRESULT STDMETHODCALLTYPE hostmem_NeedsVirtualAddressSpace(IHostMemoryManager *iface,
 								  LPVOID startAddress, SIZE_T size)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-	uint64_t t0, total;
+	const char *reason = "";
+	uint64_t t0;
 	HRESULT hr;
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, vas_needs));
 	/* startAddress may be NULL: the runtime wants a mapping anywhere. */
-	hr = valid_range(startAddress, size) ? S_OK : E_INVALIDARG;
+	if (!valid_range(startAddress, size)) {
+		hr = E_INVALIDARG;
+	} else if (!clrmemtrace__policy_address_space_fits(&m->policy, size)) {
+		hr = E_OUTOFMEMORY;
+		reason = clrmemtrace__policy_reason(ERROR_OUTOFMEMORY);
+	} else {
+		hr = S_OK;
+	}
 	if (TRACE_ON_M(m, vas_needs)) {
-		clrmemtrace_mutex_lock(&m->lock);
-		total = m->vas_bytes;
-		clrmemtrace_mutex_unlock(&m->lock);
-		trace_vas(m, 0, startAddress, size, hr, total, t0);
+		trace_vas(m, 0, startAddress, size, hr, reason, t0);
 	}
 	return hr;
 }
@@ -483,12 +506,11 @@ static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemory
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, vas_acquired));
+	clrmemtrace_mutex_lock(&m->lock);
 	if (!startAddress || !valid_range(startAddress, size)) {
 		hr = E_INVALIDARG;
-		clrmemtrace_mutex_lock(&m->lock);
 		goto end;
 	}
-	clrmemtrace_mutex_lock(&m->lock);
 	for (i = 0; i < m->vas_count; i++) {
 		if (m->vas[i].start == (uintptr_t)startAddress) {
 			hr = E_INVALIDARG; /* already acquired and not released */
@@ -510,9 +532,11 @@ static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemory
 	m->vas[m->vas_count].size = size;
 	m->vas_count++;
 	m->vas_bytes += size;
+	/* Taken already: accounted even beyond the budget (Needs is where it is refused). */
+	__atomic_add_fetch(&m->policy.reserved, size, __ATOMIC_RELAXED);
 end:
 	if (TRACE_ON_M(m, vas_acquired)) {
-		trace_vas(m, 1, startAddress, size, hr, m->vas_bytes, t0);
+		trace_vas(m, 1, startAddress, size, hr, "", t0);
 	}
 	clrmemtrace_mutex_unlock(&m->lock);
 	return hr;
@@ -537,13 +561,14 @@ static HRESULT STDMETHODCALLTYPE hostmem_ReleasedVirtualAddressSpace(IHostMemory
 				size = m->vas[i].size;
 				m->vas_bytes -= size;
 				m->vas[i] = m->vas[--m->vas_count];
+				clrmemtrace__policy_uncharge(&m->policy, 0, size);
 				hr = S_OK;
 				break;
 			}
 		}
 	}
 	if (TRACE_ON_M(m, vas_released)) {
-		trace_vas(m, 2, startAddress, size, hr, m->vas_bytes, t0);
+		trace_vas(m, 2, startAddress, size, hr, "", t0);
 	}
 	clrmemtrace_mutex_unlock(&m->lock);
 	return hr;
@@ -600,9 +625,16 @@ static HRESULT read_options(const clrmemtrace_options *in, clrmemtrace_options *
 	return S_OK;
 }
 
+/* The policy's budget crossed a notification threshold. */
+static void policy_kick(void *ctx)
+{
+	clrmemtrace__monitor_kick(ctx);
+}
+
 HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManager **out)
 {
 	clrmemtrace_options opts;
+	const char *what = NULL;
 	struct hostmem *m;
 	HRESULT hr;
 	int err;
@@ -636,7 +668,18 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 			return E_OUTOFMEMORY;
 		}
 	}
-	err = clrmemtrace__vm_create(&m->vm);
+	err = clrmemtrace__policy_init(&m->policy, &opts, &what);
+	if (err) {
+		if (getenv("CLRMEMTRACE_DEBUG")) {
+			fprintf(stderr, "clrmemtrace: cannot create a manager: bad %s\n", what);
+		}
+		free(m->name);
+		free(m);
+		return E_INVALIDARG;
+	}
+	m->policy.kick = policy_kick;
+	m->policy.kick_ctx = m;
+	err = clrmemtrace__vm_create(&m->policy, &m->vm);
 	if (err) {
 		free(m->name);
 		free(m);

@@ -11,9 +11,11 @@
 
 #include "internal.h"
 #include "mutex.h"
+#include "policy.h"
 
 struct vm;
 struct heap;
+struct monitor;
 
 /* Address space the runtime took directly from the OS (Acquired/ReleasedVirtualAddressSpace). */
 struct vas_range {
@@ -39,6 +41,8 @@ struct hostmem {
 	bool trace;  /* events on for this manager (CLRMEMTRACE_FLAG_NO_TRACE, environment) */
 	char *name;
 	struct vm *vm;
+	struct policy policy;     /* budgets and the accounting checked against them */
+	struct monitor *monitor;  /* memory notifications, once a callback is registered */
 	struct hostmem *reg_next, *reg_prev; /* registry of live managers (statedump.c) */
 
 	/* Guards the fields below; never held while calling into the host. */

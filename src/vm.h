@@ -23,6 +23,7 @@
 #include "internal.h"
 
 struct vm;
+struct policy;
 
 struct vm_stats {
 	uint64_t reserved_bytes;  /* address space held by live reservations */
@@ -40,16 +41,21 @@ struct vm_run {
 	uint32_t allocation_protect;
 };
 
-int clrmemtrace__vm_create(struct vm **out);
+/*
+ * policy (may be NULL) is charged before memory is committed or reserved,
+ * and uncharged after it is decommitted or released; a refused charge fails
+ * the call with the policy's error and changes nothing.
+ */
+int clrmemtrace__vm_create(struct policy *policy, struct vm **out);
 /* Frees the bookkeeping. Reservations stay mapped: they belong to the process. */
 void clrmemtrace__vm_destroy(struct vm *vm);
 
 void clrmemtrace__vm_lock(struct vm *vm);
 void clrmemtrace__vm_unlock(struct vm *vm);
 
-/* Lock held. *out is the start of the affected range on success. */
+/* Lock held. *out is the start of the affected range on success. level: EMemoryCriticalLevel. */
 int clrmemtrace__vm_alloc(struct vm *vm, void *address, size_t size, uint32_t type,
-			  uint32_t protect, void **out);
+			  uint32_t protect, int level, void **out);
 /* Lock held. */
 int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t type);
 /* Lock held. *old_protect receives the first page's previous protection. */

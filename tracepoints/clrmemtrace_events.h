@@ -39,6 +39,7 @@ struct ctev_virtual_alloc {
 	uint64_t result;     /* *ppMem */
 	uint64_t seq;        /* the manager's state changes after the call */
 	uint64_t duration_ns;
+	const char *reason;  /* why the host policy refused it, "" otherwise */
 };
 
 struct ctev_virtual_free {
@@ -118,6 +119,7 @@ struct ctev_vas {
 	uint32_t pad;
 	uint64_t total;          /* address space the runtime holds after the call */
 	uint64_t duration_ns;
+	const char *reason;      /* why the host policy refused it, "" otherwise */
 };
 
 struct ctev_malloc_create {
@@ -140,6 +142,7 @@ struct ctev_malloc_alloc {
 	int32_t line;            /* DebugAlloc's line, 0 for Alloc */
 	uint32_t pad;
 	uint64_t duration_ns;
+	const char *reason;      /* why the host policy refused it, "" otherwise */
 };
 
 struct ctev_malloc_free {

@@ -173,6 +173,7 @@ LTTNG_UST_TRACEPOINT_EVENT(clrmemtrace, virtual_alloc,
 		lttng_ust_field_enum(clrmemtrace, hresult, int32_t, hr, e->hr)
 		lttng_ust_field_integer(uint64_t, seq, e->seq)
 		lttng_ust_field_integer(uint64_t, duration_ns, e->duration_ns)
+		lttng_ust_field_string(reason, e->reason)
 	)
 )
 
@@ -269,6 +270,7 @@ LTTNG_UST_TRACEPOINT_EVENT_CLASS(clrmemtrace, vas_class,
 		lttng_ust_field_enum(clrmemtrace, hresult, int32_t, hr, e->hr)
 		lttng_ust_field_integer(uint64_t, total, e->total)
 		lttng_ust_field_integer(uint64_t, duration_ns, e->duration_ns)
+		lttng_ust_field_string(reason, e->reason)
 	)
 )
 
@@ -303,6 +305,7 @@ LTTNG_UST_TRACEPOINT_EVENT(clrmemtrace, malloc_alloc,
 		lttng_ust_field_string(file, e->file)
 		lttng_ust_field_integer(int32_t, line, e->line)
 		lttng_ust_field_integer(uint64_t, duration_ns, e->duration_ns)
+		lttng_ust_field_string(reason, e->reason)
 	)
 )
 

@@ -26,6 +26,7 @@
 
 #include "addrmap.h"
 #include "os_posix.h"
+#include "policy.h"
 #include "rcu.h"
 
 #include <pthread.h>
@@ -89,6 +90,7 @@ struct heap {
 	struct span *all;
 	struct tcache *caches;
 	uint64_t os_bytes;
+	struct policy *policy; /* charged for os_bytes; may be NULL */
 	struct heap *reg_next; /* registry of live heaps */
 };
 
@@ -201,15 +203,27 @@ static void span_unmap_rcu(struct rcu_head *head)
 	munmap(s, s->map_len);
 }
 
-/* Maps and registers a span; heap lock held. */
-static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, size_t map_len)
+/* Maps and registers a span; heap lock held. *err tells why when it returns NULL. */
+static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, size_t map_len,
+			     int level, int *errp)
 {
 	struct span *s;
 	void *p;
 	int err;
 
+	if (h->policy) {
+		err = clrmemtrace__policy_charge(h->policy, map_len, map_len, level);
+		if (err) {
+			*errp = err;
+			return NULL;
+		}
+	}
 	err = clrmemtrace__os_map_aligned(map_len, SPAN_SIZE, h->prot, 0, &p);
 	if (err) {
+		if (h->policy) {
+			clrmemtrace__policy_uncharge(h->policy, map_len, map_len);
+		}
+		*errp = err;
 		return NULL;
 	}
 	s = p;
@@ -232,6 +246,10 @@ static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, 
 		/* A free may have glimpsed the span: unmap it after readers. */
 		s->dead = 1;
 		rcu_defer(&s->rcu, span_unmap_rcu);
+		if (h->policy) {
+			clrmemtrace__policy_uncharge(h->policy, map_len, map_len);
+		}
+		*errp = err;
 		return NULL;
 	}
 	s->all_next = h->all;
@@ -287,6 +305,9 @@ static void span_retire(struct heap *h, struct span *s)
 		s->all_next->all_prev = s->all_prev;
 	}
 	h->os_bytes -= s->map_len;
+	if (h->policy) {
+		clrmemtrace__policy_uncharge(h->policy, s->map_len, s->map_len);
+	}
 	rcu_defer(&s->rcu, span_unmap_rcu);
 }
 
@@ -306,8 +327,11 @@ static void span_put(struct heap *h, void *b)
 	}
 }
 
-/* Takes up to n free blocks of class c into out; heap lock held. Returns how many. */
-static uint32_t span_take(struct heap *h, unsigned c, void **out, uint32_t n)
+/*
+ * Takes up to n free blocks of class c into out; heap lock held. Returns how
+ * many; when none, *err tells why.
+ */
+static uint32_t span_take(struct heap *h, unsigned c, void **out, uint32_t n, int level, int *err)
 {
 	uint32_t got = 0;
 
@@ -315,7 +339,7 @@ static uint32_t span_take(struct heap *h, unsigned c, void **out, uint32_t n)
 		struct span *s = h->partial[c];
 
 		if (!s) {
-			s = span_new(h, SPAN_SMALL, c, SPAN_SIZE);
+			s = span_new(h, SPAN_SMALL, c, SPAN_SIZE, level, err);
 			if (!s) {
 				break;
 			}
@@ -468,7 +492,7 @@ static inline struct tcache *cache_of(struct heap *h)
 
 /* ---------- Heap ---------- */
 
-int clrmemtrace__heap_create(uint32_t malloc_type, struct heap **out)
+int clrmemtrace__heap_create(uint32_t malloc_type, struct policy *policy, struct heap **out)
 {
 	struct heap *h;
 
@@ -480,6 +504,7 @@ int clrmemtrace__heap_create(uint32_t malloc_type, struct heap **out)
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	h->type = malloc_type;
+	h->policy = policy;
 	h->prot = PROT_READ | PROT_WRITE | ((malloc_type & MALLOC_EXECUTABLE) ? PROT_EXEC : 0);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_lock(&registry_lock);
@@ -522,9 +547,11 @@ void clrmemtrace__heap_destroy(struct heap *h)
 	free(h);
 }
 
-static int alloc_large(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx)
+static int alloc_large(struct heap *h, size_t size, int level, void **out, heap_block_fn fn,
+		       void *ctx)
 {
 	size_t page = clrmemtrace__sys.page_size, len;
+	int err = ERROR_NOT_ENOUGH_MEMORY;
 	struct span *s;
 
 	if (size > clrmemtrace__sys.user_limit / 2) {
@@ -532,10 +559,10 @@ static int alloc_large(struct heap *h, size_t size, void **out, heap_block_fn fn
 	}
 	len = (LARGE_HEADER + size + page - 1) & ~(page - 1);
 	pthread_mutex_lock(&h->lock);
-	s = span_new(h, SPAN_LARGE, 0, len);
+	s = span_new(h, SPAN_LARGE, 0, len, level, &err);
 	pthread_mutex_unlock(&h->lock);
 	if (!s) {
-		return ERROR_NOT_ENOUGH_MEMORY;
+		return err;
 	}
 	s->large_size = size;
 	*out = (char *)s + LARGE_HEADER;
@@ -547,7 +574,7 @@ static int alloc_large(struct heap *h, size_t size, void **out, heap_block_fn fn
 }
 
 /* Everything but a cache hit: refills, large blocks, a thread's first use of the heap. */
-static __attribute__((noinline)) int alloc_slow(struct heap *h, size_t size, void **out,
+static __attribute__((noinline)) int alloc_slow(struct heap *h, size_t size, int level, void **out,
 						 heap_block_fn fn, void *ctx)
 {
 	struct tcache *tc = cache_of(h);
@@ -561,16 +588,18 @@ static __attribute__((noinline)) int alloc_slow(struct heap *h, size_t size, voi
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	if (size > SMALL_MAX) {
-		return alloc_large(h, size, out, fn, ctx);
+		return alloc_large(h, size, level, out, fn, ctx);
 	}
 	c = class_of(size);
 	bin = &tc->bins[c];
 	if (!bin->count) {
+		int err = ERROR_NOT_ENOUGH_MEMORY;
+
 		pthread_mutex_lock(&h->lock);
-		bin->count = span_take(h, c, bin->blocks, CACHE_MOVE);
+		bin->count = span_take(h, c, bin->blocks, CACHE_MOVE, level, &err);
 		pthread_mutex_unlock(&h->lock);
 		if (!bin->count) {
-			return ERROR_NOT_ENOUGH_MEMORY;
+			return err;
 		}
 	}
 	b = bin->blocks[--bin->count];
@@ -597,7 +626,8 @@ static inline struct tcache *cache_hit(const struct heap *h)
 	return NULL;
 }
 
-int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_fn fn, void *ctx)
+int clrmemtrace__heap_alloc(struct heap *h, size_t size, int level, void **out, heap_block_fn fn,
+			    void *ctx)
 {
 	struct tcache *tc = cache_hit(h);
 
@@ -617,7 +647,7 @@ int clrmemtrace__heap_alloc(struct heap *h, size_t size, void **out, heap_block_
 			return 0;
 		}
 	}
-	return alloc_slow(h, size, out, fn, ctx);
+	return alloc_slow(h, size, level, out, fn, ctx);
 }
 
 static int free_large(struct heap *h, struct span *s, uintptr_t p, heap_block_fn fn, void *ctx)

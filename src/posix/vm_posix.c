@@ -28,6 +28,7 @@
 #include "addrmap.h"
 #include "os_posix.h"
 #include "pagemap.h"
+#include "policy.h"
 #include "procmaps.h"
 #include "rcu.h"
 #include "reclaim.h"
@@ -61,6 +62,7 @@ struct vm {
 	uint64_t seq; /* state changes so far; written under lock, read without */
 	struct vm_stats stats;
 	struct reclaimer rc;
+	struct policy *policy; /* may be NULL */
 };
 
 /* Where the next NULL-address reservation is tried first (top-down, like the kernel). */
@@ -212,7 +214,19 @@ static void restore_protections(struct region *r, uint64_t first, uint64_t end)
 
 /* ---------- Lifetime ---------- */
 
-int clrmemtrace__vm_create(struct vm **out)
+static int charge(struct vm *vm, uint64_t commit, uint64_t reserve, int level)
+{
+	return vm->policy ? clrmemtrace__policy_charge(vm->policy, commit, reserve, level) : 0;
+}
+
+static void uncharge(struct vm *vm, uint64_t commit, uint64_t reserve)
+{
+	if (vm->policy) {
+		clrmemtrace__policy_uncharge(vm->policy, commit, reserve);
+	}
+}
+
+int clrmemtrace__vm_create(struct policy *policy, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	int err;
@@ -226,6 +240,7 @@ int clrmemtrace__vm_create(struct vm **out)
 		return err;
 	}
 	pthread_mutex_init(&vm->lock, NULL);
+	vm->policy = policy;
 	*out = vm;
 	return 0;
 }
@@ -274,13 +289,20 @@ void clrmemtrace__vm_stats(struct vm *vm, struct vm_stats *stats)
 
 /* A new reservation of [base, base+len) (base 0: anywhere), committed when `state` is. */
 static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uint32_t protect,
-		   uint32_t cache, bool top_down, void **out)
+		   uint32_t cache, bool top_down, int level, void **out)
 {
-	struct region *r = calloc(1, sizeof(*r));
+	uint64_t committed_bytes = (state & PM_COMMITTED) ? len : 0;
 	int prot = clrmemtrace__pm_to_unix(state);
+	struct region *r;
 	int err;
 
+	err = charge(vm, committed_bytes, len, level);
+	if (err) {
+		return err;
+	}
+	r = calloc(1, sizeof(*r));
 	if (!r) {
+		uncharge(vm, committed_bytes, len);
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	r->runs = inline_runs(r, 0);
@@ -299,6 +321,7 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 	}
 	if (err) {
 		free(r);
+		uncharge(vm, committed_bytes, len);
 		return err;
 	}
 	r->base = base;
@@ -310,6 +333,7 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 	if (err) {
 		clrmemtrace__os_unmap(r->base, len);
 		clrmemtrace__retire(&vm->rc, &r->retired, region_dtor);
+		uncharge(vm, committed_bytes, len);
 		return err;
 	}
 	__atomic_store_n(&placement_hint, base, __ATOMIC_RELAXED);
@@ -322,11 +346,12 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 }
 
 /* Commits [base, end), which must lie in one reservation (#17, #20-25). */
-static int commit(struct vm *vm, uintptr_t base, uintptr_t end, uint32_t protect, void **out)
+static int commit(struct vm *vm, uintptr_t base, uintptr_t end, uint32_t protect, int level,
+		  void **out)
 {
 	struct region *r = find_region(vm, base);
 	struct pm_runs *next;
-	uint64_t first, last;
+	uint64_t first, last, before, added;
 	uint32_t cache;
 	uint8_t state;
 	int err;
@@ -341,18 +366,25 @@ static int commit(struct vm *vm, uintptr_t base, uintptr_t end, uint32_t protect
 	}
 	first = to_pages(base - r->base);
 	last = to_pages(end - r->base);
+	before = clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED);
+	added = (last - first - before) << clrmemtrace__sys.page_shift;
+	err = charge(vm, added, 0, level);
+	if (err) {
+		return err;
+	}
 	next = region_prepare(r, first, last, state);
 	if (!next) {
+		uncharge(vm, added, 0);
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
 	err = clrmemtrace__os_protect(base, end - base, clrmemtrace__pm_to_unix(state));
 	if (err) {
 		restore_protections(r, first, last);
 		region_abandon(r, next);
+		uncharge(vm, added, 0);
 		return err;
 	}
-	region_publish(vm, r, next, first, last, state,
-		       clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED));
+	region_publish(vm, r, next, first, last, state, before);
 	*out = (void *)base;
 	return 0;
 }
@@ -380,7 +412,7 @@ static int reset(struct vm *vm, uintptr_t base, uintptr_t end, void **out)
 }
 
 int clrmemtrace__vm_alloc(struct vm *vm, void *address, size_t size, uint32_t type,
-			  uint32_t protect, void **out)
+			  uint32_t protect, int level, void **out)
 {
 	const uint32_t known = MEM_COMMIT | MEM_RESERVE | MEM_RESET | MEM_TOP_DOWN | MEM_WRITE_WATCH;
 	uintptr_t addr = (uintptr_t)address, base = 0, end = 0;
@@ -442,11 +474,12 @@ int clrmemtrace__vm_alloc(struct vm *vm, void *address, size_t size, uint32_t ty
 				return ERROR_INVALID_PARAMETER;
 			}
 			return reserve(vm, 0, end, initial, protect & 0x7ff, cache,
-				       (type & MEM_TOP_DOWN) != 0, out);
+				       (type & MEM_TOP_DOWN) != 0, level, out);
 		}
-		return reserve(vm, base, end - base, initial, protect & 0x7ff, cache, false, out);
+		return reserve(vm, base, end - base, initial, protect & 0x7ff, cache, false, level,
+			       out);
 	}
-	return commit(vm, base, end, protect, out);
+	return commit(vm, base, end, protect, level, out);
 }
 
 /* ---------- VirtualFree ---------- */
@@ -479,6 +512,7 @@ static int decommit(struct vm *vm, struct region *r, uintptr_t base, uintptr_t e
 		}
 	}
 	region_publish(vm, r, next, first, last, PM_RESERVED, committed);
+	uncharge(vm, committed << clrmemtrace__sys.page_shift, 0);
 	return 0;
 }
 
@@ -494,6 +528,7 @@ static int release(struct vm *vm, struct region *r)
 	vm->stats.regions--;
 	vm->stats.reserved_bytes -= len;
 	vm->stats.committed_bytes -= r->committed << clrmemtrace__sys.page_shift;
+	uncharge(vm, r->committed << clrmemtrace__sys.page_shift, len);
 	__atomic_store_n(&placement_hint, r->end, __ATOMIC_RELAXED);
 	bump_seq(vm);
 	clrmemtrace__retire(&vm->rc, &r->retired, region_dtor);

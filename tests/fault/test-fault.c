@@ -863,7 +863,7 @@ static void *heap_alloc_each_call(struct heap *h, size_t size, const char *name)
 	for (k = 0; k < MAX_CALLS; k++) {
 		p = NULL;
 		arm_at(k, f_nomem);
-		err = clrmemtrace__heap_alloc(h, size, &p, NULL, NULL);
+		err = clrmemtrace__heap_alloc(h, size, eTaskCritical, &p, NULL, NULL);
 		disarm();
 		if (!plan.fired) {
 			assert_int_equal(err, 0);
@@ -896,7 +896,7 @@ static void test_fault_heap(void **state)
 	void *mem = (void *)(uintptr_t)0xdeadbeef;
 
 	arm(NULL, 0);
-	assert_int_equal(clrmemtrace__heap_create(MALLOC_THREADSAFE, &h), 0);
+	assert_int_equal(clrmemtrace__heap_create(MALLOC_THREADSAFE, NULL, &h), 0);
 	disarm();
 	assert_int_equal(plan.calls, 0);
 

@@ -130,7 +130,7 @@ static void *worker_main(void *arg)
 		}
 		b.size = random_size(&r);
 		b.tag = ((uint64_t)index << 56) | (op << 8) | (rng_next(&r) & 0xff);
-		err = clrmemtrace__heap_alloc(heap, b.size, (void **)&b.p, NULL, NULL);
+		err = clrmemtrace__heap_alloc(heap, b.size, eTaskCritical, (void **)&b.p, NULL, NULL);
 		if (err || !b.p || ((uintptr_t)b.p & 15)) {
 			stress_fail("seed %#" PRIx64 " thread %u op %" PRIu64
 				    ": alloc(%zu) = %d, %p",
@@ -186,7 +186,7 @@ static void test_stress_heap_threads(void **state)
 	(void)state;
 	base_seed = stress_seed(0x5eed0005u);
 	assert_int_equal(clrmemtrace__init(), 0);
-	assert_int_equal(clrmemtrace__heap_create(MALLOC_THREADSAFE, &heap), 0);
+	assert_int_equal(clrmemtrace__heap_create(MALLOC_THREADSAFE, NULL, &heap), 0);
 	for (i = 0; i < THREADS; i++) {
 		assert_int_equal(pthread_create(&threads[i], NULL, worker_main, (void *)(uintptr_t)i),
 				 0);
