@@ -392,6 +392,18 @@ CLRMEMTRACE_EXPORT HRESULT clrmemtrace_create(const clrmemtrace_options *options
 					      IHostMemoryManager **out);
 
 /*
+ * Creates a manager that decorates another host's manager: every call, heap
+ * calls included, goes to `inner` unchanged and its result comes back
+ * unchanged, and each is traced like the library's own. The decorator keeps
+ * a reference on inner. Budgets do not apply: the inner manager governs.
+ * Returns S_OK, E_POINTER, E_INVALIDARG (inner NULL, bad options) or
+ * E_OUTOFMEMORY.
+ */
+CLRMEMTRACE_EXPORT HRESULT clrmemtrace_wrap(IHostMemoryManager *inner,
+					    const clrmemtrace_options *options,
+					    IHostMemoryManager **out);
+
+/*
  * The symbolic name of an HRESULT, such as "S_OK", "E_OUTOFMEMORY" or
  * "HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS)"; "UNKNOWN" for others.
  * The string is static.

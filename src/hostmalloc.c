@@ -51,6 +51,20 @@ static ULONG STDMETHODCALLTYPE hostmalloc_AddRef(IHostMalloc *iface)
 	return __atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 }
 
+static int count_block(void *ctx, void *ptr, size_t size)
+{
+	struct ctev_malloc_destroy *ev = ctx;
+
+	(void)ptr;
+	ev->live_blocks++;
+	ev->live_bytes += size;
+	return 0;
+}
+
+static void blockset_free(struct blockset *b);
+static void blockset_add(struct blockset *b, void *ptr, uint64_t size);
+static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size);
+
 static ULONG STDMETHODCALLTYPE hostmalloc_Release(IHostMalloc *iface)
 {
 	struct hostmalloc *h = impl_from_IHostMalloc(iface);
@@ -78,15 +92,25 @@ static ULONG STDMETHODCALLTYPE hostmalloc_Release(IHostMalloc *iface)
 	}
 	clrmemtrace_mutex_unlock(&m->lock);
 	if (tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_destroy)) {
-		struct heap_stats stats;
 		struct ctev_malloc_destroy ev = { .manager_id = m->id, .heap_id = h->id };
 
-		clrmemtrace__heap_stats(h->heap, &stats);
-		ev.live_blocks = stats.live_blocks;
-		ev.live_bytes = stats.live_bytes;
+		if (h->inner) {
+			clrmemtrace__blockset_foreach(h, count_block, &ev);
+		} else {
+			struct heap_stats stats;
+
+			clrmemtrace__heap_stats(h->heap, &stats);
+			ev.live_blocks = stats.live_blocks;
+			ev.live_bytes = stats.live_bytes;
+		}
 		CLRMEMTRACE_TRACE(malloc_destroy, &ev);
 	}
-	clrmemtrace__heap_destroy(h->heap);
+	if (h->inner) {
+		h->inner->lpVtbl->Release(h->inner);
+		blockset_free(h->live);
+	} else {
+		clrmemtrace__heap_destroy(h->heap);
+	}
 	free(h);
 	m->IHostMemoryManager_iface.lpVtbl->Release(&m->IHostMemoryManager_iface);
 	return 0;
@@ -115,6 +139,39 @@ static void on_alloc(void *ctx, void *ptr, size_t size)
 	emit_alloc(t);
 }
 
+/* Decorating: the inner heap allocates; the block is remembered with its size. */
+static HRESULT wrapped_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLevel level,
+			     const char *file, int line, bool debug, void **ppMem)
+{
+	struct alloc_trace t;
+	HRESULT hr;
+
+	t.t0 = tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_alloc) ? clrmemtrace__now_ns() : 0;
+	if (debug) {
+		hr = h->inner->lpVtbl->DebugAlloc(h->inner, cbSize, level, (char *)file, line, ppMem);
+	} else {
+		hr = h->inner->lpVtbl->Alloc(h->inner, cbSize, level, ppMem);
+	}
+	if (hr == S_OK && ppMem && *ppMem) {
+		blockset_add(h->live, *ppMem, cbSize);
+	}
+	if (tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_alloc)) {
+		t.ev = (struct ctev_malloc_alloc){
+			.manager_id = h->manager->id,
+			.heap_id = h->id,
+			.size = cbSize,
+			.level = (int32_t)level,
+			.hr = hr,
+			.ptr = hr == S_OK && ppMem ? (uintptr_t)*ppMem : 0,
+			.file = file ? file : "",
+			.line = line,
+			.reason = "",
+		};
+		emit_alloc(&t);
+	}
+	return hr;
+}
+
 static HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLevel level,
 			const char *file, int line, void **ppMem)
 {
@@ -122,6 +179,9 @@ static HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLeve
 	HRESULT hr;
 
 	clrmemtrace__trace_sync();
+	if (h->inner) {
+		return wrapped_alloc(h, cbSize, level, file, line, false, ppMem);
+	}
 	if (likely(!tracing(h) || !CLRMEMTRACE_TRACE_ON(malloc_alloc))) {
 		if (!ppMem) {
 			return E_POINTER;
@@ -172,8 +232,13 @@ static HRESULT STDMETHODCALLTYPE hostmalloc_DebugAlloc(IHostMalloc *iface, SIZE_
 						       char *pszFileName, int iLineNo,
 						       void **ppMem)
 {
-	return do_alloc(impl_from_IHostMalloc(iface), cbSize, eCriticalLevel, pszFileName, iLineNo,
-			ppMem);
+	struct hostmalloc *h = impl_from_IHostMalloc(iface);
+
+	if (h->inner) {
+		clrmemtrace__trace_sync();
+		return wrapped_alloc(h, cbSize, eCriticalLevel, pszFileName, iLineNo, true, ppMem);
+	}
+	return do_alloc(h, cbSize, eCriticalLevel, pszFileName, iLineNo, ppMem);
 }
 
 struct free_trace {
@@ -198,6 +263,41 @@ static void on_free(void *ctx, void *ptr, size_t size)
 	emit_free(t);
 }
 
+/*
+ * Decorating: a block this heap handed out is traced as freed before the
+ * inner heap frees it (once freed, another thread may get it again, and its
+ * new allocation must come after this free in the trace); should the inner
+ * heap refuse after all, a second event says so. Anything else is traced
+ * with the inner heap's answer.
+ */
+static HRESULT wrapped_free(struct hostmalloc *h, void *pMem)
+{
+	bool traced = tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_free);
+	struct free_trace t = {
+		.t0 = traced ? clrmemtrace__now_ns() : 0,
+		.ev = { .manager_id = h->manager->id, .heap_id = h->id, .ptr = (uintptr_t)pMem },
+	};
+	uint64_t size = 0;
+	bool known = pMem && blockset_take(h->live, pMem, &size);
+	HRESULT hr;
+
+	if (known && traced) {
+		t.ev.size = size;
+		t.ev.hr = S_OK;
+		emit_free(&t);
+	}
+	hr = h->inner->lpVtbl->Free(h->inner, pMem);
+	if (known && hr != S_OK) {
+		blockset_add(h->live, pMem, size);
+	}
+	if (traced && (!known || hr != S_OK)) {
+		t.ev.size = 0;
+		t.ev.hr = hr;
+		emit_free(&t);
+	}
+	return hr;
+}
+
 static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
 {
 	struct hostmalloc *h = impl_from_IHostMalloc(iface);
@@ -205,6 +305,9 @@ static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
 	int err;
 
 	clrmemtrace__trace_sync();
+	if (h->inner) {
+		return wrapped_free(h, pMem);
+	}
 	if (likely(!tracing(h) || !CLRMEMTRACE_TRACE_ON(malloc_free))) {
 		if (!pMem) {
 			return S_OK; /* the CLR frees NULL (clr-hosting-api.md §1.11) */
@@ -231,6 +334,129 @@ static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
 		return HOST_E_INVALIDOPERATION;
 	}
 	return S_OK;
+}
+
+/* ---------- Decorating: the live blocks of a wrapped heap ---------- */
+
+/*
+ * An open-addressing set of the blocks a wrapped heap handed out, with their
+ * sizes: the inner heap keeps no record we can read, and a trace needs the
+ * size of each freed block and, in a state dump, the live ones.
+ */
+struct blockset {
+	clrmemtrace_mutex lock;
+	size_t capacity, count, used; /* used: count plus tombstones */
+	struct slot {
+		uintptr_t ptr; /* 0 empty, 1 deleted */
+		uint64_t size;
+	} *slots;
+};
+
+#define SLOT_DELETED ((uintptr_t)1)
+
+static size_t slot_of(const struct blockset *b, uintptr_t p)
+{
+	return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ull) >> 20) & (b->capacity - 1);
+}
+
+/* Lock held. */
+static bool blockset_grow(struct blockset *b)
+{
+	size_t cap = b->capacity ? b->capacity * 2 : 256, i;
+	struct slot *old = b->slots, *n = calloc(cap, sizeof(*n));
+	size_t old_cap = b->capacity;
+
+	if (!n) {
+		return false;
+	}
+	b->slots = n;
+	b->capacity = cap;
+	b->count = b->used = 0;
+	for (i = 0; i < old_cap; i++) {
+		if (old[i].ptr > SLOT_DELETED) {
+			size_t j = slot_of(b, old[i].ptr);
+
+			while (n[j].ptr) {
+				j = (j + 1) & (cap - 1);
+			}
+			n[j] = old[i];
+			b->count++;
+			b->used++;
+		}
+	}
+	free(old);
+	return true;
+}
+
+static void blockset_add(struct blockset *b, void *ptr, uint64_t size)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	size_t i;
+
+	if (p <= SLOT_DELETED) {
+		return;
+	}
+	clrmemtrace_mutex_lock(&b->lock);
+	if ((b->used + 1) * 4 > b->capacity * 3 && !blockset_grow(b)) {
+		clrmemtrace_mutex_unlock(&b->lock);
+		return; /* only the trace's sizes suffer */
+	}
+	for (i = slot_of(b, p); b->slots[i].ptr > SLOT_DELETED && b->slots[i].ptr != p;
+	     i = (i + 1) & (b->capacity - 1)) {
+	}
+	if (b->slots[i].ptr != p) {
+		b->used += b->slots[i].ptr == 0;
+		b->count++;
+	}
+	b->slots[i].ptr = p;
+	b->slots[i].size = size;
+	clrmemtrace_mutex_unlock(&b->lock);
+}
+
+/* Removes ptr; its size, or false when it is not in the set. */
+static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	bool found = false;
+	size_t i;
+
+	clrmemtrace_mutex_lock(&b->lock);
+	if (b->capacity && p > SLOT_DELETED) {
+		for (i = slot_of(b, p); b->slots[i].ptr; i = (i + 1) & (b->capacity - 1)) {
+			if (b->slots[i].ptr == p) {
+				*size = b->slots[i].size;
+				b->slots[i].ptr = SLOT_DELETED;
+				b->count--;
+				found = true;
+				break;
+			}
+		}
+	}
+	clrmemtrace_mutex_unlock(&b->lock);
+	return found;
+}
+
+void clrmemtrace__blockset_foreach(struct hostmalloc *h, blockset_fn fn, void *ctx)
+{
+	struct blockset *b = h->live;
+	size_t i;
+
+	clrmemtrace_mutex_lock(&b->lock);
+	for (i = 0; i < b->capacity; i++) {
+		if (b->slots[i].ptr > SLOT_DELETED && fn(ctx, (void *)b->slots[i].ptr, b->slots[i].size)) {
+			break;
+		}
+	}
+	clrmemtrace_mutex_unlock(&b->lock);
+}
+
+static void blockset_free(struct blockset *b)
+{
+	if (b) {
+		clrmemtrace_mutex_destroy(&b->lock);
+		free(b->slots);
+		free(b);
+	}
 }
 
 static const IHostMallocVtbl hostmalloc_vtbl = {
@@ -260,6 +486,48 @@ HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type
 	h->id = clrmemtrace__next_id();
 	h->type = malloc_type;
 	h->manager = mgr;
+	mgr->IHostMemoryManager_iface.lpVtbl->AddRef(&mgr->IHostMemoryManager_iface);
+	clrmemtrace_mutex_lock(&mgr->lock);
+	h->next = mgr->heaps;
+	if (mgr->heaps) {
+		mgr->heaps->prev = h;
+	}
+	mgr->heaps = h;
+	clrmemtrace_mutex_unlock(&mgr->lock);
+	*out = &h->IHostMalloc_iface;
+	return S_OK;
+}
+
+HRESULT clrmemtrace__hostmalloc_wrap(struct hostmem *mgr, DWORD malloc_type, IHostMalloc **out)
+{
+	IHostMalloc *inner = NULL;
+	struct hostmalloc *h;
+	HRESULT hr;
+
+	hr = mgr->inner->lpVtbl->CreateMalloc(mgr->inner, malloc_type, out ? &inner : NULL);
+	if (hr != S_OK || !out) {
+		if (out) {
+			*out = inner;
+		}
+		return hr;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h) {
+		h->live = calloc(1, sizeof(*h->live));
+	}
+	if (!h || !h->live) {
+		free(h);
+		inner->lpVtbl->Release(inner);
+		*out = NULL;
+		return E_OUTOFMEMORY;
+	}
+	clrmemtrace_mutex_init(&h->live->lock);
+	h->IHostMalloc_iface.lpVtbl = &hostmalloc_vtbl;
+	h->refs = 1;
+	h->id = clrmemtrace__next_id();
+	h->type = malloc_type;
+	h->manager = mgr;
+	h->inner = inner;
 	mgr->IHostMemoryManager_iface.lpVtbl->AddRef(&mgr->IHostMemoryManager_iface);
 	clrmemtrace_mutex_lock(&mgr->lock);
 	h->next = mgr->heaps;

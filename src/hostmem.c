@@ -12,6 +12,7 @@
 #include "monitor.h"
 #include "trace.h"
 #include "vm.h"
+#include "vmwrap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,135 @@ uint64_t clrmemtrace__next_id(void)
 static bool valid_level(EMemoryCriticalLevel level)
 {
 	return (unsigned)level <= (unsigned)eProcessCritical;
+}
+
+/* ---------- Decorating: the notification relay ---------- */
+
+/*
+ * The callback a decorating manager registers with the inner manager. The
+ * inner manager holds references on it, so it outlives the decorator; once
+ * the decorator is gone it drops notifications.
+ */
+struct relay {
+	ICLRMemoryNotificationCallback iface;
+	uint32_t refs;
+	clrmemtrace_mutex lock; /* guards m */
+	struct hostmem *m;
+};
+
+static ICLRMemoryNotificationCallback *relay_iface(struct relay *r)
+{
+	return &r->iface;
+}
+
+static HRESULT STDMETHODCALLTYPE relay_QueryInterface(ICLRMemoryNotificationCallback *iface,
+						      REFIID riid, void **ppv)
+{
+	if (!ppv) {
+		return E_POINTER;
+	}
+	*ppv = NULL;
+	if (!riid) {
+		return E_INVALIDARG;
+	}
+	if (clrmemtrace__iid_equal(riid, &IID_IUnknown) ||
+	    clrmemtrace__iid_equal(riid, &IID_ICLRMemoryNotificationCallback)) {
+		iface->lpVtbl->AddRef(iface);
+		*ppv = iface;
+		return S_OK;
+	}
+	return E_NOINTERFACE;
+}
+
+static ULONG STDMETHODCALLTYPE relay_AddRef(ICLRMemoryNotificationCallback *iface)
+{
+	struct relay *r = container_of(iface, struct relay, iface);
+
+	return __atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+}
+
+static ULONG STDMETHODCALLTYPE relay_Release(ICLRMemoryNotificationCallback *iface)
+{
+	struct relay *r = container_of(iface, struct relay, iface);
+	uint32_t refs = __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
+
+	if (refs == 0) {
+		clrmemtrace_mutex_destroy(&r->lock);
+		free(r);
+	}
+	return refs;
+}
+
+/* Passes the inner manager's notification on to the runtime's callback, traced. */
+static HRESULT STDMETHODCALLTYPE relay_OnMemoryNotification(ICLRMemoryNotificationCallback *iface,
+							    EMemoryAvailable level)
+{
+	struct relay *r = container_of(iface, struct relay, iface);
+	ICLRMemoryNotificationCallback *cb = NULL;
+	bool trace = false;
+	uint64_t id = 0, t0;
+	HRESULT hr;
+
+	clrmemtrace_mutex_lock(&r->lock);
+	if (r->m) {
+		clrmemtrace_mutex_lock(&r->m->lock);
+		cb = r->m->callback;
+		if (cb) {
+			cb->lpVtbl->AddRef(cb);
+		}
+		clrmemtrace_mutex_unlock(&r->m->lock);
+		trace = r->m->trace;
+		id = r->m->id;
+	}
+	clrmemtrace_mutex_unlock(&r->lock);
+	if (!cb) {
+		return S_OK;
+	}
+	t0 = clrmemtrace__now_ns();
+	hr = cb->lpVtbl->OnMemoryNotification(cb, level);
+	if (trace && CLRMEMTRACE_TRACE_ON(memory_notification)) {
+		struct ctev_memory_notification ev = {
+			.manager_id = id,
+			.callback = (uintptr_t)cb,
+			.level = (int32_t)level,
+			.hr = hr,
+			.duration_ns = clrmemtrace__now_ns() - t0,
+			.reason = "from the wrapped manager",
+		};
+
+		CLRMEMTRACE_TRACE(memory_notification, &ev);
+	}
+	cb->lpVtbl->Release(cb);
+	return hr;
+}
+
+static const ICLRMemoryNotificationCallbackVtbl relay_vtbl = {
+	relay_QueryInterface,
+	relay_AddRef,
+	relay_Release,
+	relay_OnMemoryNotification,
+};
+
+static struct relay *relay_new(struct hostmem *m)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->iface.lpVtbl = &relay_vtbl;
+		r->refs = 1;
+		r->m = m;
+		clrmemtrace_mutex_init(&r->lock);
+	}
+	return r;
+}
+
+/* The decorator is going: later notifications are dropped. */
+static void relay_detach(struct relay *r)
+{
+	clrmemtrace_mutex_lock(&r->lock);
+	r->m = NULL;
+	clrmemtrace_mutex_unlock(&r->lock);
+	relay_Release(&r->iface);
 }
 
 /* ---------- IUnknown ---------- */
@@ -88,10 +218,14 @@ static void hostmem_destroy(struct hostmem *m)
 		ev.committed_bytes = stats.committed_bytes;
 		CLRMEMTRACE_TRACE(manager_destroy, &ev);
 	}
+	if (m->relay) {
+		relay_detach(m->relay);
+	}
 	if (m->callback) {
 		m->callback->lpVtbl->Release(m->callback);
 	}
 	clrmemtrace__vm_destroy(m->vm);
+	clrmemtrace__vmwrap_destroy(m->wrap);
 	clrmemtrace_mutex_destroy(&m->lock);
 	free(m->vas);
 	free(m->name);
@@ -127,7 +261,9 @@ static HRESULT STDMETHODCALLTYPE hostmem_CreateMalloc(IHostMemoryManager *iface,
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, malloc_create));
-	if (!ppMalloc) {
+	if (m->inner) {
+		hr = clrmemtrace__hostmalloc_wrap(m, type, ppMalloc);
+	} else if (!ppMalloc) {
 		hr = E_POINTER;
 	} else {
 		*ppMalloc = NULL;
@@ -172,7 +308,7 @@ static void trace_virtual_alloc(struct hostmem *m, void *address, SIZE_T size, D
 		.level = (int32_t)level,
 		.hr = hr,
 		.result = (uintptr_t)result,
-		.seq = clrmemtrace__vm_seq(m->vm),
+		.seq = m->wrap ? clrmemtrace__vmwrap_seq(m->wrap) : clrmemtrace__vm_seq(m->vm),
 		.duration_ns = trace_elapsed(t0),
 		.reason = clrmemtrace__policy_reason(err),
 	};
@@ -194,6 +330,17 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualAlloc(IHostMemoryManager *iface,
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, virtual_alloc));
+	if (m->wrap) {
+		/* Forwarded as it came: the inner manager validates. */
+		hr = clrmemtrace__vmwrap_alloc(m->wrap, pAddress, dwSize, flAllocationType, flProtect,
+					       eCriticalLevel, ppMem);
+		if (TRACE_ON_M(m, virtual_alloc)) {
+			trace_virtual_alloc(m, pAddress, dwSize, flAllocationType, flProtect,
+					    eCriticalLevel, hr == S_OK && ppMem ? *ppMem : NULL, hr, 0,
+					    t0);
+		}
+		return hr;
+	}
 	if (!ppMem) {
 		hr = E_POINTER;
 	} else if ((*ppMem = NULL, !valid_level(eCriticalLevel))) {
@@ -228,8 +375,12 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualFree(IHostMemoryManager *iface, 
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, virtual_free));
-	clrmemtrace__vm_lock(m->vm);
-	hr = clrmemtrace__hresult(clrmemtrace__vm_free(m->vm, lpAddress, dwSize, dwFreeType));
+	if (m->wrap) {
+		hr = clrmemtrace__vmwrap_free(m->wrap, lpAddress, dwSize, dwFreeType);
+	} else {
+		clrmemtrace__vm_lock(m->vm);
+		hr = clrmemtrace__hresult(clrmemtrace__vm_free(m->vm, lpAddress, dwSize, dwFreeType));
+	}
 	if (TRACE_ON_M(m, virtual_free)) {
 		struct ctev_virtual_free ev = {
 			.manager_id = m->id,
@@ -237,13 +388,15 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualFree(IHostMemoryManager *iface, 
 			.size = dwSize,
 			.type = dwFreeType,
 			.hr = hr,
-			.seq = clrmemtrace__vm_seq(m->vm),
+			.seq = m->wrap ? clrmemtrace__vmwrap_seq(m->wrap) : clrmemtrace__vm_seq(m->vm),
 			.duration_ns = trace_elapsed(t0),
 		};
 
 		CLRMEMTRACE_TRACE(virtual_free, &ev);
 	}
-	clrmemtrace__vm_unlock(m->vm);
+	if (!m->wrap) {
+		clrmemtrace__vm_unlock(m->vm);
+	}
 	return hr;
 }
 
@@ -262,7 +415,13 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualQuery(IHostMemoryManager *iface,
 
 	t0 = trace_start(TRACE_ON_M(m, virtual_query));
 	memset(&mbi, 0, sizeof(mbi));
-	if (!pResult) {
+	if (m->wrap) {
+		hr = clrmemtrace__vmwrap_query(m->wrap, lpAddress, lpBuffer, dwLength, pResult,
+					       &seq_before, &seq_after);
+		if (hr == S_OK && lpBuffer && dwLength >= sizeof(mbi)) {
+			memcpy(&mbi, lpBuffer, sizeof(mbi));
+		}
+	} else if (!pResult) {
 		hr = E_POINTER;
 	} else if ((*pResult = 0, dwLength < sizeof(MEMORY_BASIC_INFORMATION))) {
 		hr = HRESULT_FROM_WIN32(ERROR_BAD_LENGTH); /* #55 */
@@ -283,7 +442,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualQuery(IHostMemoryManager *iface,
 			.manager_id = m->id,
 			.address = (uintptr_t)lpAddress,
 			.length = dwLength,
-			.result = hr == S_OK ? sizeof(mbi) : 0,
+			.result = hr == S_OK && pResult ? *pResult : 0,
 			.base = (uintptr_t)mbi.BaseAddress,
 			.allocation_base = (uintptr_t)mbi.AllocationBase,
 			.allocation_protect = mbi.AllocationProtect,
@@ -313,6 +472,12 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualProtect(IHostMemoryManager *ifac
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, virtual_protect));
+	if (m->wrap) {
+		hr = clrmemtrace__vmwrap_protect(m->wrap, lpAddress, dwSize, flNewProtect,
+						 pflOldProtect);
+		old = hr == S_OK && pflOldProtect ? *pflOldProtect : 0;
+		goto trace;
+	}
 	if (pflOldProtect) {
 		*pflOldProtect = 0;
 	}
@@ -327,6 +492,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualProtect(IHostMemoryManager *ifac
 		}
 		*pflOldProtect = old;
 	}
+trace:
 	if (TRACE_ON_M(m, virtual_protect)) {
 		struct ctev_virtual_protect ev = {
 			.manager_id = m->id,
@@ -335,13 +501,15 @@ static HRESULT STDMETHODCALLTYPE hostmem_VirtualProtect(IHostMemoryManager *ifac
 			.protect = flNewProtect,
 			.old_protect = old,
 			.hr = hr,
-			.seq = clrmemtrace__vm_seq(m->vm),
+			.seq = m->wrap ? clrmemtrace__vmwrap_seq(m->wrap) : clrmemtrace__vm_seq(m->vm),
 			.duration_ns = trace_elapsed(t0),
 		};
 
 		CLRMEMTRACE_TRACE(virtual_protect, &ev);
 	}
-	clrmemtrace__vm_unlock(m->vm);
+	if (!m->wrap) {
+		clrmemtrace__vm_unlock(m->vm);
+	}
 	return hr;
 }
 
@@ -358,6 +526,12 @@ static HRESULT STDMETHODCALLTYPE hostmem_GetMemoryLoad(IHostMemoryManager *iface
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, memory_load));
+	if (m->inner) {
+		hr = m->inner->lpVtbl->GetMemoryLoad(m->inner, pMemoryLoad, pAvailableBytes);
+		load = hr == S_OK && pMemoryLoad ? *pMemoryLoad : 0;
+		avail = hr == S_OK && pAvailableBytes ? *pAvailableBytes : 0;
+		goto trace;
+	}
 	if (pMemoryLoad) {
 		*pMemoryLoad = 0;
 	}
@@ -382,6 +556,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_GetMemoryLoad(IHostMemoryManager *iface
 			avail = 0;
 		}
 	}
+trace:
 	if (TRACE_ON_M(m, memory_load)) {
 		struct ctev_memory_load ev = {
 			.manager_id = m->id,
@@ -414,8 +589,14 @@ static HRESULT STDMETHODCALLTYPE hostmem_RegisterMemoryNotificationCallback(
 		old = m->callback;
 		m->callback = pCallback;
 		clrmemtrace_mutex_unlock(&m->lock);
-		/* From now on the host, not the runtime, reports memory pressure. */
-		hr = clrmemtrace__hresult(clrmemtrace__monitor_start(m));
+		if (m->inner) {
+			/* The inner manager notifies our relay, which traces and passes on. */
+			hr = m->inner->lpVtbl->RegisterMemoryNotificationCallback(m->inner,
+										  relay_iface(m->relay));
+		} else {
+			/* From now on the host, not the runtime, reports memory pressure. */
+			hr = clrmemtrace__hresult(clrmemtrace__monitor_start(m));
+		}
 	}
 	if (TRACE_ON_M(m, notification_register)) {
 		struct ctev_notification_register ev = {
@@ -481,7 +662,9 @@ static HRESULT STDMETHODCALLTYPE hostmem_NeedsVirtualAddressSpace(IHostMemoryMan
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, vas_needs));
 	/* startAddress may be NULL: the runtime wants a mapping anywhere. */
-	if (!valid_range(startAddress, size)) {
+	if (m->inner) {
+		hr = m->inner->lpVtbl->NeedsVirtualAddressSpace(m->inner, startAddress, size);
+	} else if (!valid_range(startAddress, size)) {
 		hr = E_INVALIDARG;
 	} else if (!clrmemtrace__policy_address_space_fits(&m->policy, size)) {
 		hr = E_OUTOFMEMORY;
@@ -495,26 +678,14 @@ static HRESULT STDMETHODCALLTYPE hostmem_NeedsVirtualAddressSpace(IHostMemoryMan
 	return hr;
 }
 
-static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemoryManager *iface,
-								     LPVOID startAddress,
-								     SIZE_T size)
+/* Adds a range the runtime took from the OS; m->lock held. 0, or why not. */
+static HRESULT vas_add(struct hostmem *m, LPVOID start, SIZE_T size)
 {
-	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-	uint64_t t0;
-	HRESULT hr = S_OK;
 	size_t i;
 
-	clrmemtrace__trace_sync();
-	t0 = trace_start(TRACE_ON_M(m, vas_acquired));
-	clrmemtrace_mutex_lock(&m->lock);
-	if (!startAddress || !valid_range(startAddress, size)) {
-		hr = E_INVALIDARG;
-		goto end;
-	}
 	for (i = 0; i < m->vas_count; i++) {
-		if (m->vas[i].start == (uintptr_t)startAddress) {
-			hr = E_INVALIDARG; /* already acquired and not released */
-			goto end;
+		if (m->vas[i].start == (uintptr_t)start) {
+			return E_INVALIDARG; /* already acquired and not released */
 		}
 	}
 	if (m->vas_count == m->vas_capacity) {
@@ -522,19 +693,44 @@ static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemory
 		struct vas_range *v = realloc(m->vas, cap * sizeof(*v));
 
 		if (!v) {
-			hr = E_OUTOFMEMORY;
-			goto end;
+			return E_OUTOFMEMORY;
 		}
 		m->vas = v;
 		m->vas_capacity = cap;
 	}
-	m->vas[m->vas_count].start = (uintptr_t)startAddress;
+	m->vas[m->vas_count].start = (uintptr_t)start;
 	m->vas[m->vas_count].size = size;
 	m->vas_count++;
 	m->vas_bytes += size;
-	/* Taken already: accounted even beyond the budget (Needs is where it is refused). */
-	__atomic_add_fetch(&m->policy.reserved, size, __ATOMIC_RELAXED);
-end:
+	return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE hostmem_AcquiredVirtualAddressSpace(IHostMemoryManager *iface,
+								     LPVOID startAddress,
+								     SIZE_T size)
+{
+	struct hostmem *m = impl_from_IHostMemoryManager(iface);
+	uint64_t t0;
+	HRESULT hr;
+
+	clrmemtrace__trace_sync();
+	t0 = trace_start(TRACE_ON_M(m, vas_acquired));
+	if (m->inner) {
+		hr = m->inner->lpVtbl->AcquiredVirtualAddressSpace(m->inner, startAddress, size);
+		clrmemtrace_mutex_lock(&m->lock);
+		if (hr == S_OK && startAddress && valid_range(startAddress, size)) {
+			/* Remembered for state dumps; the inner manager's answer stands. */
+			(void)vas_add(m, startAddress, size);
+		}
+	} else {
+		clrmemtrace_mutex_lock(&m->lock);
+		hr = startAddress && valid_range(startAddress, size) ? vas_add(m, startAddress, size)
+								     : E_INVALIDARG;
+		if (hr == S_OK) {
+			/* Taken already: accounted even beyond the budget (Needs is where it is refused). */
+			__atomic_add_fetch(&m->policy.reserved, size, __ATOMIC_RELAXED);
+		}
+	}
 	if (TRACE_ON_M(m, vas_acquired)) {
 		trace_vas(m, 1, startAddress, size, hr, "", t0);
 	}
@@ -552,6 +748,23 @@ static HRESULT STDMETHODCALLTYPE hostmem_ReleasedVirtualAddressSpace(IHostMemory
 
 	clrmemtrace__trace_sync();
 	t0 = trace_start(TRACE_ON_M(m, vas_released));
+	if (m->inner) {
+		HRESULT inner_hr = m->inner->lpVtbl->ReleasedVirtualAddressSpace(m->inner,
+										 startAddress);
+
+		/* The ranges this decorator tracks follow; the inner manager decides the result. */
+		clrmemtrace_mutex_lock(&m->lock);
+		for (i = 0; i < m->vas_count; i++) {
+			if (m->vas[i].start == (uintptr_t)startAddress) {
+				size = m->vas[i].size;
+				m->vas_bytes -= size;
+				m->vas[i] = m->vas[--m->vas_count];
+				break;
+			}
+		}
+		hr = inner_hr;
+		goto end;
+	}
 	clrmemtrace_mutex_lock(&m->lock);
 	if (!startAddress) {
 		hr = E_INVALIDARG;
@@ -567,6 +780,7 @@ static HRESULT STDMETHODCALLTYPE hostmem_ReleasedVirtualAddressSpace(IHostMemory
 			}
 		}
 	}
+end:
 	if (TRACE_ON_M(m, vas_released)) {
 		trace_vas(m, 2, startAddress, size, hr, "", t0);
 	}
@@ -631,7 +845,11 @@ static void policy_kick(void *ctx)
 	clrmemtrace__monitor_kick(ctx);
 }
 
-HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManager **out)
+/* In manager_create's flags: this manager decorates another (clrmemtrace_wrap). */
+#define TRACE_FLAG_WRAPPED 0x80000000u
+
+static HRESULT create_manager(const clrmemtrace_options *options, IHostMemoryManager *inner,
+			      IHostMemoryManager **out)
 {
 	clrmemtrace_options opts;
 	const char *what = NULL;
@@ -679,7 +897,19 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 	}
 	m->policy.kick = policy_kick;
 	m->policy.kick_ctx = m;
-	err = clrmemtrace__vm_create(&m->policy, &m->vm);
+	if (inner) {
+		m->inner = inner;
+		err = clrmemtrace__vmwrap_create(inner, &m->wrap);
+		if (!err) {
+			m->relay = relay_new(m);
+			if (!m->relay) {
+				clrmemtrace__vmwrap_destroy(m->wrap);
+				err = ERROR_NOT_ENOUGH_MEMORY;
+			}
+		}
+	} else {
+		err = clrmemtrace__vm_create(&m->policy, &m->vm);
+	}
 	if (err) {
 		free(m->name);
 		free(m);
@@ -692,7 +922,7 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 		struct ctev_manager_create ev = {
 			.manager_id = m->id,
 			.manager = (uintptr_t)&m->IHostMemoryManager_iface,
-			.flags = m->flags,
+			.flags = m->flags | (inner ? TRACE_FLAG_WRAPPED : 0),
 			.page_size = (uint32_t)clrmemtrace__sys.page_size,
 			.name = m->name ? m->name : "",
 			.version = clrmemtrace_version(),
@@ -702,4 +932,21 @@ HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManage
 	}
 	*out = &m->IHostMemoryManager_iface;
 	return S_OK;
+}
+
+HRESULT clrmemtrace_create(const clrmemtrace_options *options, IHostMemoryManager **out)
+{
+	return create_manager(options, NULL, out);
+}
+
+HRESULT clrmemtrace_wrap(IHostMemoryManager *inner, const clrmemtrace_options *options,
+			 IHostMemoryManager **out)
+{
+	if (out) {
+		*out = NULL;
+	}
+	if (!inner || !inner->lpVtbl) {
+		return E_INVALIDARG;
+	}
+	return create_manager(options, inner, out);
 }

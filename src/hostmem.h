@@ -14,8 +14,10 @@
 #include "policy.h"
 
 struct vm;
+struct vmwrap;
 struct heap;
 struct monitor;
+struct relay;
 
 /* Address space the runtime took directly from the OS (Acquired/ReleasedVirtualAddressSpace). */
 struct vas_range {
@@ -31,6 +33,8 @@ struct hostmalloc {
 	struct hostmem *manager;
 	struct heap *heap;
 	struct hostmalloc *next, *prev; /* the manager's heaps, under manager->lock */
+	IHostMalloc *inner;             /* decorating: the heap calls go here */
+	struct blockset *live;          /* decorating: live blocks and their sizes */
 };
 
 struct hostmem {
@@ -40,7 +44,10 @@ struct hostmem {
 	uint32_t flags;
 	bool trace;  /* events on for this manager (CLRMEMTRACE_FLAG_NO_TRACE, environment) */
 	char *name;
-	struct vm *vm;
+	struct vm *vm;            /* the library's own backend, or NULL when decorating */
+	IHostMemoryManager *inner;/* decorating: every call goes to this manager */
+	struct vmwrap *wrap;      /* decorating: its virtual-memory side */
+	struct relay *relay;      /* decorating: our callback, registered with the inner manager */
 	struct policy policy;     /* budgets and the accounting checked against them */
 	struct monitor *monitor;  /* memory notifications, once a callback is registered */
 	struct hostmem *reg_next, *reg_prev; /* registry of live managers (statedump.c) */
@@ -61,6 +68,16 @@ static inline struct hostmem *impl_from_IHostMemoryManager(IHostMemoryManager *i
 
 /* Creates a heap object for the manager (which it keeps a reference on). */
 HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type, IHostMalloc **out);
+
+/*
+ * Decorating: forwards CreateMalloc to the inner manager and wraps the heap
+ * it returns (*out is left as the inner manager left it when that fails).
+ */
+HRESULT clrmemtrace__hostmalloc_wrap(struct hostmem *mgr, DWORD malloc_type, IHostMalloc **out);
+
+/* Decorating heaps: the live blocks, under a heap's own lock (statedump.c). */
+typedef int (*blockset_fn)(void *ctx, void *ptr, size_t size);
+void clrmemtrace__blockset_foreach(struct hostmalloc *h, blockset_fn fn, void *ctx);
 
 /* A fresh process-unique object id. */
 uint64_t clrmemtrace__next_id(void);

@@ -8,11 +8,18 @@
  * sequence number. Heap blocks are read while other threads may allocate and
  * free: an alloc or free event inside the dump window supersedes what the
  * dump says about that block (each block's own events are in order).
+ *
+ * A decorating manager holds no state of its own: its reservations are read
+ * back from the inner manager, with no lock of ours held while it runs, so
+ * its dump is as of the moment each run was read.
  */
 #include "heap.h"
 #include "hostmem.h"
 #include "trace.h"
 #include "vm.h"
+#include "vmwrap.h"
+
+#include <stdlib.h>
 
 int clrmemtrace__dump_seen;
 int clrmemtrace__request_seen;
@@ -76,6 +83,16 @@ static int emit_run(void *ctx, const struct vm_run *run)
 	return 0;
 }
 
+static int count_block(void *ctx, void *ptr, size_t size)
+{
+	struct ctev_statedump_heap *ev = ctx;
+
+	(void)ptr;
+	ev->live_blocks++;
+	ev->live_bytes += size;
+	return 0;
+}
+
 static int emit_block(void *ctx, void *ptr, size_t size)
 {
 	const struct dump_ctx *d = ctx;
@@ -90,7 +107,12 @@ static int emit_block(void *ctx, void *ptr, size_t size)
 	return 0;
 }
 
-/* Registry lock held. */
+static int emit_wrapped_block(void *ctx, void *ptr, size_t size)
+{
+	return emit_block(ctx, ptr, size);
+}
+
+/* Dumps one manager; the caller holds a reference on it and no lock. */
 static void dump_manager(struct hostmem *m)
 {
 	struct dump_ctx d = { .manager_id = m->id };
@@ -100,22 +122,32 @@ static void dump_manager(struct hostmem *m)
 		.name = m->name ? m->name : "",
 	};
 	struct ctev_statedump_end end = { .manager_id = m->id };
-	const struct hostmalloc *h;
+	struct hostmalloc *h;
 	size_t i;
 
 	if (!m->trace) {
 		return;
 	}
-	clrmemtrace__vm_lock(m->vm);
-	clrmemtrace__vm_foreach_run(m->vm, count_run, &d);
+	if (m->wrap) {
+		clrmemtrace__vmwrap_foreach_run(m->wrap, count_run, &d);
+	} else {
+		clrmemtrace__vm_lock(m->vm);
+		clrmemtrace__vm_foreach_run(m->vm, count_run, &d);
+	}
 	clrmemtrace_mutex_lock(&m->lock);
 	for (h = m->heaps; h; h = h->next) {
 		begin.heaps++;
 	}
-	begin.seq = clrmemtrace__vm_seq(m->vm);
+	begin.seq = m->wrap ? clrmemtrace__vmwrap_seq(m->wrap) : clrmemtrace__vm_seq(m->vm);
 	begin.regions = d.regions;
+	clrmemtrace_mutex_unlock(&m->lock);
 	CLRMEMTRACE_TRACE(statedump_begin, &begin);
-	clrmemtrace__vm_foreach_run(m->vm, emit_run, &d);
+	if (m->wrap) {
+		clrmemtrace__vmwrap_foreach_run(m->wrap, emit_run, &d);
+	} else {
+		clrmemtrace__vm_foreach_run(m->vm, emit_run, &d);
+	}
+	clrmemtrace_mutex_lock(&m->lock);
 	for (i = 0; i < m->vas_count; i++) {
 		struct ctev_statedump_vas ev = {
 			.manager_id = m->id,
@@ -126,7 +158,6 @@ static void dump_manager(struct hostmem *m)
 		CLRMEMTRACE_TRACE(statedump_vas, &ev);
 	}
 	for (h = m->heaps; h; h = h->next) {
-		struct heap_stats stats;
 		struct ctev_statedump_heap ev = {
 			.manager_id = m->id,
 			.heap_id = h->id,
@@ -134,45 +165,94 @@ static void dump_manager(struct hostmem *m)
 			.malloc_type = h->type,
 		};
 
-		clrmemtrace__heap_lock_all(h->heap);
-		clrmemtrace__heap_stats_locked(h->heap, &stats);
-		ev.live_blocks = stats.live_blocks;
-		ev.live_bytes = stats.live_bytes;
-		CLRMEMTRACE_TRACE(statedump_heap, &ev);
 		d.heap_id = h->id;
-		clrmemtrace__heap_foreach_live_locked(h->heap, emit_block, &d);
-		clrmemtrace__heap_unlock_all(h->heap);
+		if (h->inner) {
+			clrmemtrace__blockset_foreach(h, count_block, &ev);
+			CLRMEMTRACE_TRACE(statedump_heap, &ev);
+			clrmemtrace__blockset_foreach(h, emit_wrapped_block, &d);
+		} else {
+			struct heap_stats stats;
+
+			clrmemtrace__heap_lock_all(h->heap);
+			clrmemtrace__heap_stats_locked(h->heap, &stats);
+			ev.live_blocks = stats.live_blocks;
+			ev.live_bytes = stats.live_bytes;
+			CLRMEMTRACE_TRACE(statedump_heap, &ev);
+			clrmemtrace__heap_foreach_live_locked(h->heap, emit_block, &d);
+			clrmemtrace__heap_unlock_all(h->heap);
+		}
 	}
 	clrmemtrace_mutex_unlock(&m->lock);
-	end.seq = clrmemtrace__vm_seq(m->vm);
+	end.seq = m->wrap ? clrmemtrace__vmwrap_seq(m->wrap) : clrmemtrace__vm_seq(m->vm);
 	CLRMEMTRACE_TRACE(statedump_end, &end);
-	clrmemtrace__vm_unlock(m->vm);
-}
-
-/* Registry lock held. */
-static void dump_all(void)
-{
-	struct hostmem *m;
-
-	for (m = registry; m; m = m->reg_next) {
-		dump_manager(m);
+	if (!m->wrap) {
+		clrmemtrace__vm_unlock(m->vm);
 	}
 }
+
+/*
+ * Dumps every live manager. The registry lock is held only to take a
+ * reference on each: dumps run without it, so a decorating manager's inner
+ * manager is never called with one of our locks held.
+ */
+static void dump_all(void)
+{
+	struct hostmem **list = NULL, *m;
+	size_t n = 0, cap = 0, i;
+
+	clrmemtrace_mutex_lock(&registry_lock);
+	for (m = registry; m; m = m->reg_next) {
+		uint32_t refs = __atomic_load_n(&m->refs, __ATOMIC_RELAXED);
+
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct hostmem **l = realloc(list, c * sizeof(*l));
+
+			if (!l) {
+				break;
+			}
+			list = l;
+			cap = c;
+		}
+		/* A manager whose last reference is gone is on its way out: skip it. */
+		while (refs && !__atomic_compare_exchange_n(&m->refs, &refs, refs + 1, true,
+							    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+		}
+		if (refs) {
+			list[n++] = m;
+		}
+	}
+	clrmemtrace_mutex_unlock(&registry_lock);
+	for (i = 0; i < n; i++) {
+		dump_manager(list[i]);
+		list[i]->IHostMemoryManager_iface.lpVtbl->Release(&list[i]->IHostMemoryManager_iface);
+	}
+	free(list);
+}
+
+/*
+ * Serializes the decision to dump, so two threads seeing the same transition
+ * dump once. The dump itself runs after it is released: a decorating
+ * manager's inner manager must not be called with a lock of ours held.
+ */
+static clrmemtrace_mutex dump_lock = CLRMEMTRACE_MUTEX_INIT;
 
 void clrmemtrace__statedump_transition(void)
 {
 	int dump, request;
+	bool run;
 
-	clrmemtrace_mutex_lock(&registry_lock);
+	clrmemtrace_mutex_lock(&dump_lock);
 	dump = CLRMEMTRACE_TRACE_ON(statedump_begin) ? 1 : 0;
 	request = CLRMEMTRACE_TRACE_ON(statedump_request) ? 1 : 0;
-	if (clrmemtrace__tracing && dump &&
-	    (!clrmemtrace__dump_seen || (request && !clrmemtrace__request_seen))) {
-		dump_all();
-	}
+	run = clrmemtrace__tracing && dump &&
+	      (!clrmemtrace__dump_seen || (request && !clrmemtrace__request_seen));
 	__atomic_store_n(&clrmemtrace__dump_seen, dump, __ATOMIC_RELAXED);
 	__atomic_store_n(&clrmemtrace__request_seen, request, __ATOMIC_RELAXED);
-	clrmemtrace_mutex_unlock(&registry_lock);
+	clrmemtrace_mutex_unlock(&dump_lock);
+	if (run) {
+		dump_all();
+	}
 }
 
 HRESULT clrmemtrace_statedump(void)
@@ -180,9 +260,7 @@ HRESULT clrmemtrace_statedump(void)
 	if (!clrmemtrace__tracing || !CLRMEMTRACE_TRACE_ON(statedump_begin)) {
 		return S_FALSE;
 	}
-	clrmemtrace_mutex_lock(&registry_lock);
-	dump_all();
 	__atomic_store_n(&clrmemtrace__dump_seen, 1, __ATOMIC_RELAXED);
-	clrmemtrace_mutex_unlock(&registry_lock);
+	dump_all();
 	return S_OK;
 }
