@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Heaps (analysis/README.md, "Heaps"): per heap, an open-addressing hash
+ * table from pointer to block (linear probing, 24-byte entries, grown at
+ * 70% load). Entries stay after their block is freed, marked freed, so a
+ * refused free can be told a double free from a pointer never handed out;
+ * when freed entries outnumber both CMT_FREED_MEMORY and twice the live
+ * ones, the table is rebuilt with the live ones only.
+ *
+ * State dumps: a block allocated or freed during its manager's dump is
+ * marked touched in the dump's generation and the dump's word about it is
+ * ignored; at statedump_end, live blocks neither listed nor touched went
+ * away, and heaps the dump did not list were destroyed.
+ */
+#include "state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GEN_MASK (UINT32_MAX >> CMT_B_GEN_SHIFT)
+
+static uint32_t block_state(const struct cmt_block *b)
+{
+	return b->meta & CMT_B_STATE;
+}
+
+static uint32_t block_gen(const struct cmt_block *b)
+{
+	return b->meta >> CMT_B_GEN_SHIFT;
+}
+
+static void block_set(struct cmt_block *b, uint32_t state, uint32_t marks, uint32_t gen)
+{
+	b->meta = state | marks | ((gen & GEN_MASK) << CMT_B_GEN_SHIFT);
+}
+
+static uint32_t slot_of(const struct cmt_heap *h, uint64_t ptr)
+{
+	return cmt_hash64(ptr, h->cap);
+}
+
+/* The entry of ptr, or NULL. */
+static struct cmt_block *find(const struct cmt_heap *h, uint64_t ptr)
+{
+	uint32_t i;
+
+	if (!h->cap) {
+		return NULL;
+	}
+	for (i = slot_of(h, ptr); h->tab[i].meta; i = (i + 1) & (h->cap - 1)) {
+		if (h->tab[i].ptr == ptr) {
+			return &h->tab[i];
+		}
+	}
+	return NULL;
+}
+
+/* Rebuilds the table with `cap` slots, keeping freed entries unless `live_only`. */
+static int rebuild(struct cmt_heap *h, uint32_t cap, bool live_only)
+{
+	struct cmt_block *tab = calloc(cap, sizeof(*tab));
+	uint32_t i;
+
+	if (!tab) {
+		return -1;
+	}
+	h->used = 0;
+	h->freed = 0;
+	for (i = 0; i < h->cap; i++) {
+		const struct cmt_block *b = &h->tab[i];
+		uint32_t j;
+
+		if (!b->meta || (live_only && block_state(b) != CMT_B_LIVE)) {
+			continue;
+		}
+		for (j = cmt_hash64(b->ptr, cap); tab[j].meta; j = (j + 1) & (cap - 1)) {
+		}
+		tab[j] = *b;
+		h->used++;
+		if (block_state(b) == CMT_B_FREED) {
+			h->freed++;
+		}
+	}
+	free(h->tab);
+	h->tab = tab;
+	h->cap = cap;
+	return 0;
+}
+
+/* The entry of ptr, made (empty, meta 0) if absent; NULL without memory. */
+static struct cmt_block *find_or_add(struct cmt_engine *e, struct cmt_heap *h, uint64_t ptr)
+{
+	struct cmt_block *b = find(h, ptr);
+	uint32_t i;
+
+	if (b) {
+		return b;
+	}
+	if (h->freed > CMT_FREED_MEMORY && h->freed > 2 * (uint64_t)h->live) {
+		uint32_t cap = h->cap;
+
+		while (cap > 16 && (uint64_t)h->live * 10 < (uint64_t)(cap / 2) * 3) {
+			cap /= 2;
+		}
+		if (rebuild(h, cap, true) != 0) {
+			cmt_fail(e);
+			return NULL;
+		}
+	}
+	if ((uint64_t)(h->used + 1) * 10 > (uint64_t)h->cap * 7) {
+		uint32_t cap = h->cap ? h->cap * 2 : 16;
+
+		if (cap == 0 || rebuild(h, cap, false) != 0) {
+			cmt_fail(e);
+			return NULL;
+		}
+	}
+	for (i = slot_of(h, ptr); h->tab[i].meta; i = (i + 1) & (h->cap - 1)) {
+	}
+	b = &h->tab[i];
+	b->ptr = ptr;
+	b->size = 0;
+	b->site = 0;
+	return b;
+}
+
+/* Makes b (new, live or freed) a live block. */
+static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block *b, uint64_t size,
+		      uint32_t site, uint32_t marks, uint32_t gen)
+{
+	struct cmt_manager *m = h->m;
+	uint32_t was = block_state(b);
+
+	if (was == CMT_B_LIVE) {
+		cmt_add_heap_live(e, m, -(int64_t)b->size);
+		h->live_bytes -= b->size;
+	} else {
+		if (was == CMT_B_FREED) {
+			h->freed--;
+		} else {
+			h->used++;
+		}
+		h->live++;
+		m->h.live_blocks++;
+		e->live_blocks++;
+	}
+	b->size = size;
+	b->site = site;
+	block_set(b, CMT_B_LIVE, marks, gen);
+	h->live_bytes += size;
+	cmt_add_heap_live(e, m, (int64_t)size);
+}
+
+/* Makes b (new, live or freed) a freed entry. */
+static void make_freed(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block *b,
+		       uint32_t marks, uint32_t gen)
+{
+	struct cmt_manager *m = h->m;
+	uint32_t was = block_state(b);
+
+	if (was == CMT_B_LIVE) {
+		cmt_add_heap_live(e, m, -(int64_t)b->size);
+		h->live_bytes -= b->size;
+		h->live--;
+		h->freed++;
+		m->h.live_blocks--;
+		e->live_blocks--;
+	} else if (was == 0) {
+		h->used++;
+		h->freed++;
+		b->size = 0;
+	}
+	b->site = 0;
+	block_set(b, CMT_B_FREED, marks, gen);
+}
+
+static void heap_clear(struct cmt_engine *e, struct cmt_heap *h)
+{
+	struct cmt_manager *m = h->m;
+
+	cmt_add_heap_live(e, m, -(int64_t)h->live_bytes);
+	m->h.live_blocks -= h->live;
+	e->live_blocks -= h->live;
+	h->live_bytes = 0;
+	h->live = h->used = h->freed = 0;
+	free(h->tab);
+	h->tab = NULL;
+	h->cap = 0;
+}
+
+static struct cmt_heap *get_heap(struct cmt_engine *e, struct cmt_manager *m, uint64_t id,
+				 bool known)
+{
+	struct cmt_heap *h = m->last_heap;
+
+	if (h && h->id == id) {
+		return h;
+	}
+	h = cmt_map_get(&m->heaps, id);
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (!h) {
+			cmt_fail(e);
+			return NULL;
+		}
+		h->id = id;
+		h->m = m;
+		h->known = known;
+		if (cmt_map_put(&m->heaps, id, h) != 0) {
+			free(h);
+			cmt_fail(e);
+			return NULL;
+		}
+		m->h.heaps++;
+		e->heaps++;
+		if (!known) {
+			m->reasons |= CMT_R_HEAP_UNKNOWN;
+		}
+	}
+	m->last_heap = h;
+	return h;
+}
+
+static void on_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
+{
+	uint64_t ptr = ev->f[CMT_F_PTR];
+	struct cmt_heap *h;
+	struct cmt_block *b;
+	uint32_t site, marks = 0, gen = 0;
+
+	if ((int32_t)ev->f[CMT_F_HR] != CMT_S_OK) {
+		return;
+	}
+	e->allocs++;
+	m->h.allocs++;
+	h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], false);
+	if (!h) {
+		return;
+	}
+	if (h->destroyed) {
+		h->destroyed = false;
+		h->known = false;
+		m->reasons |= CMT_R_HEAP_UNKNOWN;
+	}
+	site = cmt_site_intern(e, (ev->spresent & (1u << CMT_S_FILE)) ? ev->s[CMT_S_FILE] : "",
+			       (int64_t)ev->f[CMT_F_LINE]);
+	b = find_or_add(e, h, ptr);
+	if (!b) {
+		return;
+	}
+	if (block_state(b) == CMT_B_LIVE && h->known) {
+		/* Handed out twice without a free between: the state missed an event. */
+		m->reasons |= CMT_R_HEAP_INCONSISTENT;
+	}
+	if (m->dump.active) {
+		marks = CMT_B_TOUCHED;
+		gen = m->dump_gen;
+	}
+	make_live(e, h, b, ev->f[CMT_F_SIZE], site, marks, gen);
+}
+
+static void on_free(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
+{
+	uint64_t ptr = ev->f[CMT_F_PTR];
+	struct cmt_heap *h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], false);
+	struct cmt_block *b;
+	uint32_t marks = 0, gen = 0;
+
+	if (!h) {
+		return;
+	}
+	if ((int32_t)ev->f[CMT_F_HR] != CMT_S_OK) {
+		if (!ptr) {
+			return;
+		}
+		b = find(h, ptr);
+		if (b && block_state(b) == CMT_B_FREED) {
+			cmt_anomaly(e, CMT_A_DOUBLE_FREE, m, ev, ptr, 0,
+				    "free of a block of heap %llu already freed",
+				    (unsigned long long)h->id);
+		} else if (!b && h->known) {
+			cmt_anomaly(e, CMT_A_FREE_UNKNOWN, m, ev, ptr, 0,
+				    "free of a pointer heap %llu never handed out",
+				    (unsigned long long)h->id);
+		}
+		return;
+	}
+	if (!ptr) {
+		/* Free(NULL) succeeds and frees nothing. */
+		return;
+	}
+	e->frees++;
+	m->h.frees++;
+	b = find_or_add(e, h, ptr);
+	if (!b) {
+		return;
+	}
+	if (block_state(b) != CMT_B_LIVE && h->known && !m->dump.active) {
+		m->reasons |= CMT_R_HEAP_INCONSISTENT;
+	}
+	if (m->dump.active) {
+		marks = CMT_B_TOUCHED;
+		gen = m->dump_gen;
+	}
+	make_freed(e, h, b, marks, gen);
+}
+
+static void destroy_heap(struct cmt_engine *e, struct cmt_heap *h)
+{
+	heap_clear(e, h);
+	h->destroyed = true;
+}
+
+static void on_dump_block(struct cmt_engine *e, struct cmt_manager *m,
+			  const struct cmt_event *ev)
+{
+	struct cmt_heap *h;
+	struct cmt_block *b;
+	uint32_t site = 0;
+
+	if (!m->dump.active) {
+		m->reasons |= CMT_R_INCONSISTENT;
+		return;
+	}
+	h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
+	if (!h) {
+		return;
+	}
+	b = find_or_add(e, h, ev->f[CMT_F_PTR]);
+	if (!b) {
+		return;
+	}
+	if (block_gen(b) == (m->dump_gen & GEN_MASK) && (b->meta & CMT_B_TOUCHED)) {
+		/* An alloc or free during the dump says more than the dump. */
+		return;
+	}
+	if (block_state(b) == CMT_B_LIVE && b->size == ev->f[CMT_F_SIZE]) {
+		site = b->site;
+	}
+	make_live(e, h, b, ev->f[CMT_F_SIZE], site, CMT_B_CONFIRMED, m->dump_gen);
+}
+
+void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
+{
+	struct cmt_heap *h;
+
+	switch (ev->type) {
+	case CMT_EV_MALLOC_CREATE:
+		if ((int32_t)ev->f[CMT_F_HR] != CMT_S_OK) {
+			return;
+		}
+		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
+		if (h && h->destroyed) {
+			h->destroyed = false;
+			h->known = true;
+		}
+		break;
+	case CMT_EV_MALLOC_ALLOC:
+		on_alloc(e, m, ev);
+		break;
+	case CMT_EV_MALLOC_FREE:
+		on_free(e, m, ev);
+		break;
+	case CMT_EV_MALLOC_DESTROY:
+		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], false);
+		if (h) {
+			destroy_heap(e, h);
+		}
+		break;
+	case CMT_EV_STATEDUMP_HEAP:
+		if (!m->dump.active) {
+			m->reasons |= CMT_R_INCONSISTENT;
+			return;
+		}
+		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
+		if (h) {
+			h->destroyed = false;
+			h->dump_gen = m->dump_gen;
+		}
+		break;
+	case CMT_EV_STATEDUMP_BLOCK:
+		on_dump_block(e, m, ev);
+		break;
+	default:
+		break;
+	}
+}
+
+void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
+{
+	uint32_t gen = m->dump_gen & GEN_MASK, i, j;
+
+	for (i = 0; i < m->heaps.cap; i++) {
+		struct cmt_heap *h = m->heaps.slots[i].val;
+
+		if (!h) {
+			continue;
+		}
+		if (h->dump_gen != m->dump_gen) {
+			if (!h->destroyed) {
+				destroy_heap(e, h);
+			}
+			continue;
+		}
+		for (j = 0; j < h->cap; j++) {
+			struct cmt_block *b = &h->tab[j];
+
+			if (block_state(b) == CMT_B_LIVE &&
+			    !(block_gen(b) == gen && (b->meta & (CMT_B_TOUCHED | CMT_B_CONFIRMED)))) {
+				make_freed(e, h, b, 0, 0);
+			}
+		}
+		h->known = true;
+	}
+}
+
+void cmt_heap_mark_unknown(struct cmt_manager *m)
+{
+	uint32_t i;
+
+	for (i = 0; i < m->heaps.cap; i++) {
+		struct cmt_heap *h = m->heaps.slots[i].val;
+
+		if (h && !h->destroyed) {
+			h->known = false;
+			m->reasons |= CMT_R_HEAP_UNKNOWN;
+		}
+	}
+}
+
+void cmt_heap_destroy_all(struct cmt_engine *e, struct cmt_manager *m)
+{
+	uint32_t i;
+
+	for (i = 0; i < m->heaps.cap; i++) {
+		struct cmt_heap *h = m->heaps.slots[i].val;
+
+		if (h && !h->destroyed) {
+			destroy_heap(e, h);
+		}
+	}
+}
+
+void cmt_heap_fini(struct cmt_manager *m)
+{
+	uint32_t i;
+
+	for (i = 0; i < m->heaps.cap; i++) {
+		struct cmt_heap *h = m->heaps.slots[i].val;
+
+		if (h) {
+			free(h->tab);
+			free(h);
+		}
+	}
+	cmt_map_fini(&m->heaps);
+	m->last_heap = NULL;
+}
+
+void cmt_heap_foreach_live(const struct cmt_heap *h,
+			   void (*fn)(void *ctx, const struct cmt_block *b), void *ctx)
+{
+	uint32_t i;
+
+	for (i = 0; i < h->cap; i++) {
+		if (block_state(&h->tab[i]) == CMT_B_LIVE) {
+			fn(ctx, &h->tab[i]);
+		}
+	}
+}
