@@ -166,6 +166,14 @@ static bool add_within(uint64_t *counter, uint64_t n, uint64_t limit)
 {
 	uint64_t cur = __atomic_load_n(counter, __ATOMIC_RELAXED);
 
+	/*
+	 * Nothing to add always fits: over the budget (in the emergency reserve),
+	 * a reservation that commits nothing, or a commit of pages committed
+	 * already, must not be refused for what others hold.
+	 */
+	if (n == 0) {
+		return true;
+	}
 	do {
 		if (limit && (cur + n < cur || cur + n > limit)) {
 			return false;
