@@ -237,6 +237,12 @@ static ULONG STDMETHODCALLTYPE hostmem_Release(IHostMemoryManager *iface)
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
 	uint32_t refs = __atomic_load_n(&m->refs, __ATOMIC_RELAXED);
 
+	/*
+	 * Before the count drops: a session that just started must get its dump
+	 * while this may still be a live manager (dumps skip managers on their
+	 * way out), or its manager_destroy would name a manager it never saw.
+	 */
+	clrmemtrace__trace_sync();
 	/* A Release past zero is the caller's bug; never free twice. */
 	do {
 		if (refs == 0) {
