@@ -7,7 +7,7 @@
  * the trace with what really happened, event by event.
  *
  * Usage: trace-host [--log FILE] [--mode script|statedump] [--no-trace-flag]
- *                   [--control] [--dump-expected]
+ *                   [--control] [--statedump yes|no|any]
  *
  *   --log FILE       where the log goes (default: standard output)
  *   --mode script    the whole scripted sequence, then exit (default)
@@ -20,9 +20,14 @@
  *   --control        after the script, another, traced manager makes one
  *                    reservation and releases it (so a test that expects
  *                    no events of the script can tell tracing was on)
- *   --dump-expected  a session records the state-dump events, so the
- *                    script's clrmemtrace_statedump() must return S_OK
- *                    (S_FALSE otherwise)
+ *   --statedump yes  a session records the state-dump events, so the
+ *                    script's clrmemtrace_statedump() must return S_OK;
+ *                    "no" (the default): S_FALSE; "any": either
+ *
+ * In state-dump mode the host first asks for a dump itself: if a session
+ * already records the state-dump events (another program's, on the same
+ * session daemon), a session started later gets no dump of its own, and the
+ * host says "ready busy" instead of "ready".
  *
  * Log records: {"n", "call", "this", "args": {...}, "out": {...}, "hr",
  * "expect"}, plus "changes" (1 when the call changed the manager's
@@ -834,14 +839,18 @@ static void maps_marker(void)
 	rec_write(&r);
 }
 
-static void statedump_call(HRESULT expect)
+/* What clrmemtrace_statedump() must return (--statedump), or -1 for either result. */
+static HRESULT statedump_expect = S_FALSE;
+
+static HRESULT statedump_call(HRESULT expect)
 {
 	struct rec r;
 	HRESULT hr = clrmemtrace_statedump();
 
 	rec_begin(&r, "clrmemtrace_statedump", NULL);
 	rec_out(&r);
-	rec_end(&r, "clrmemtrace_statedump", hr, expect);
+	rec_end(&r, "clrmemtrace_statedump", hr, expect == -1 ? hr : expect);
+	return hr;
 }
 
 /* ---------- The script ---------- */
@@ -858,7 +867,7 @@ static void *os_map(size_t size)
 	return p;
 }
 
-static void script_vm(IHostMemoryManager *mm, bool dump_expected)
+static void script_vm(IHostMemoryManager *mm)
 {
 	const SIZE_T page = (SIZE_T)sysconf(_SC_PAGESIZE);
 	char *a, *b, *t, *c, *x;
@@ -918,7 +927,7 @@ static void script_vm(IHostMemoryManager *mm, bool dump_expected)
 	walk(mm);
 
 	/* The library's own state dump, then a walk of exactly the state it describes. */
-	statedump_call(dump_expected ? S_OK : S_FALSE);
+	statedump_call(statedump_expect);
 	walk(mm);
 
 	/* Decommit, and the failing and no-op cases of VirtualFree. */
@@ -1068,7 +1077,7 @@ static void script_policy(uint32_t flags)
 	log_notifications();
 }
 
-static int run_script(bool no_trace_flag, bool control, bool dump_expected)
+static int run_script(bool no_trace_flag, bool control)
 {
 	IHostMemoryManager *mm, *other, *bad;
 	uint32_t flags = no_trace_flag ? CLRMEMTRACE_FLAG_NO_TRACE : 0;
@@ -1083,7 +1092,7 @@ static int run_script(bool no_trace_flag, bool control, bool dump_expected)
 	mm_addref(mm, 2);
 	mm_release(mm, 1);
 
-	script_vm(mm, dump_expected);
+	script_vm(mm);
 	script_misc(mm);
 	script_heaps(mm);
 	script_policy(flags);
@@ -1107,7 +1116,7 @@ static int run_script(bool no_trace_flag, bool control, bool dump_expected)
 		walk(other);
 		mm_release(other, 0);
 	}
-	statedump_call(dump_expected ? S_OK : S_FALSE);
+	statedump_call(statedump_expect);
 	return 0;
 }
 
@@ -1241,7 +1250,7 @@ static int run_statedump(void)
 
 	memset(&s, 0, sizeof(s));
 	dump_setup(&s);
-	printf("ready\n");
+	printf(statedump_call(-1) == S_OK ? "ready busy\n" : "ready\n");
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
 		line[strcspn(line, "\n")] = '\0';
@@ -1262,7 +1271,7 @@ static int run_statedump(void)
 
 int main(int argc, char **argv)
 {
-	bool dump_mode = false, no_trace_flag = false, control = false, dump_expected = false;
+	bool dump_mode = false, no_trace_flag = false, control = false;
 	const char *log_path = NULL;
 	struct rec r;
 	int i, status;
@@ -1282,12 +1291,20 @@ int main(int argc, char **argv)
 			no_trace_flag = true;
 		} else if (strcmp(argv[i], "--control") == 0) {
 			control = true;
-		} else if (strcmp(argv[i], "--dump-expected") == 0) {
-			dump_expected = true;
+		} else if (strcmp(argv[i], "--statedump") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "yes") == 0) {
+				statedump_expect = S_OK;
+			} else if (strcmp(argv[i], "any") == 0) {
+				statedump_expect = -1;
+			} else if (strcmp(argv[i], "no") != 0) {
+				fprintf(stderr, "trace-host: --statedump yes, no or any\n");
+				return 2;
+			}
 		} else {
 			fprintf(stderr,
 				"usage: %s [--log FILE] [--mode script|statedump]\n"
-				"       [--no-trace-flag] [--control] [--dump-expected]\n",
+				"       [--no-trace-flag] [--control] [--statedump yes|no|any]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1298,7 +1315,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	start_marker();
-	status = dump_mode ? run_statedump() : run_script(no_trace_flag, control, dump_expected);
+	status = dump_mode ? run_statedump() : run_script(no_trace_flag, control);
 	maps_marker();
 	rec_begin(&r, "end", NULL);
 	obj_close(&r);
