@@ -636,6 +636,7 @@ static void on_notification(struct cmt_engine *e, struct cmt_manager *m,
 struct cmt_engine *cmt_engine_create(const struct cmt_config *cfg, struct cmt_out *out)
 {
 	struct cmt_engine *e = calloc(1, sizeof(*e));
+	int i;
 
 	if (!e) {
 		return NULL;
@@ -650,6 +651,10 @@ struct cmt_engine *cmt_engine_create(const struct cmt_config *cfg, struct cmt_ou
 	e->failures.elem = sizeof(struct cmt_failure);
 	e->memloads.elem = sizeof(struct cmt_memload);
 	e->notifications.elem = sizeof(struct cmt_notification);
+	for (i = 0; i < CMT_EV_COUNT; i++) {
+		e->required[i] = cmt_event_required_mask((enum cmt_ev_type)i);
+		e->srequired[i] = cmt_event_required_smask((enum cmt_ev_type)i);
+	}
 	if (cfg->mode == CMT_MODE_SERIES || cfg->mode == CMT_MODE_PERFETTO) {
 		e->series = cmt_series_create(e->cfg.points);
 		if (!e->series) {
@@ -715,9 +720,8 @@ void cmt_engine_event(struct cmt_engine *e, const struct cmt_event *ev)
 		e->unknown_events++;
 		return;
 	}
-	if ((ev->present & cmt_event_required_mask(ev->type)) != cmt_event_required_mask(ev->type) ||
-	    (ev->spresent & cmt_event_required_smask(ev->type)) !=
-		    cmt_event_required_smask(ev->type)) {
+	if ((ev->present & e->required[ev->type]) != e->required[ev->type] ||
+	    (ev->spresent & e->srequired[ev->type]) != e->srequired[ev->type]) {
 		e->malformed[ev->type]++;
 		return;
 	}

@@ -384,6 +384,10 @@ struct cmt_engine {
 	int64_t end_ns;
 	int64_t now; /* the time of the event being applied */
 
+	/* The members each event type needs (evtab.c), looked up once. */
+	uint64_t required[CMT_EV_COUNT];
+	uint32_t srequired[CMT_EV_COUNT];
+
 	struct cmt_map procs;
 	struct cmt_process *last_proc;
 	uint32_t nmanagers;

@@ -748,6 +748,7 @@ void cmt_vm_dump_end(struct cmt_engine *e, struct cmt_manager *m, const struct c
 				account_committed(e, m, reg->cur, 1);
 				free(old);
 			}
+			i++;
 		} else {
 			free(remove_region(e, m, reg));
 		}
