@@ -1,0 +1,700 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the analysis engine (analysis/plugin), driven with decoded
+ * events, no trace and no Babeltrace2: reservation run updates, the AVL
+ * tree, latency histograms, checking queries with the history look-back
+ * and waiting, heaps and dumps, and the output writer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+
+#define PAGE 4096u
+#define MGR 7u
+
+/* ---------- Event builders ---------- */
+
+static int64_t clock_ns = 1000;
+
+static struct cmt_event make(enum cmt_ev_type type)
+{
+	const struct cmt_event_desc *d = &cmt_events[type];
+	struct cmt_event ev;
+	unsigned int i;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.time_ns = clock_ns;
+	clock_ns += 10;
+	ev.has_time = true;
+	ev.vpid = 42;
+	ev.has_vpid = true;
+	ev.tid = 43;
+	ev.procname = "unit";
+	for (i = 0; i < d->nmembers; i++) {
+		if (d->members[i].kind == CMT_KIND_INT) {
+			ev.present |= UINT64_C(1) << d->members[i].slot;
+		} else {
+			ev.spresent |= 1u << d->members[i].slot;
+			ev.s[d->members[i].slot] = "";
+		}
+	}
+	ev.f[CMT_F_MANAGER_ID] = MGR;
+	return ev;
+}
+
+static void create(struct cmt_engine *e)
+{
+	struct cmt_event ev = make(CMT_EV_MANAGER_CREATE);
+
+	ev.f[CMT_F_PAGE_SIZE] = PAGE;
+	ev.s[CMT_S_NAME] = "unit";
+	cmt_engine_event(e, &ev);
+}
+
+static void ev_alloc(struct cmt_engine *e, uint64_t addr, uint64_t size, uint32_t type,
+		   uint32_t protect, uint64_t result, int32_t hr, uint64_t seq)
+{
+	struct cmt_event ev = make(CMT_EV_VIRTUAL_ALLOC);
+
+	ev.f[CMT_F_ADDRESS] = addr;
+	ev.f[CMT_F_SIZE] = size;
+	ev.f[CMT_F_TYPE] = type;
+	ev.f[CMT_F_PROTECT] = protect;
+	ev.f[CMT_F_RESULT] = result;
+	ev.f[CMT_F_HR] = (uint64_t)(int64_t)hr;
+	ev.f[CMT_F_SEQ] = seq;
+	ev.f[CMT_F_DURATION] = 100;
+	cmt_engine_event(e, &ev);
+}
+
+static void ev_free(struct cmt_engine *e, uint64_t addr, uint64_t size, uint32_t type, int32_t hr,
+		  uint64_t seq)
+{
+	struct cmt_event ev = make(CMT_EV_VIRTUAL_FREE);
+
+	ev.f[CMT_F_ADDRESS] = addr;
+	ev.f[CMT_F_SIZE] = size;
+	ev.f[CMT_F_TYPE] = type;
+	ev.f[CMT_F_HR] = (uint64_t)(int64_t)hr;
+	ev.f[CMT_F_SEQ] = seq;
+	cmt_engine_event(e, &ev);
+}
+
+static void ev_protect(struct cmt_engine *e, uint64_t addr, uint64_t size, uint32_t protect,
+		     uint32_t old, uint64_t seq)
+{
+	struct cmt_event ev = make(CMT_EV_VIRTUAL_PROTECT);
+
+	ev.f[CMT_F_ADDRESS] = addr;
+	ev.f[CMT_F_SIZE] = size;
+	ev.f[CMT_F_PROTECT] = protect;
+	ev.f[CMT_F_OLD_PROTECT] = old;
+	ev.f[CMT_F_SEQ] = seq;
+	cmt_engine_event(e, &ev);
+}
+
+static void ev_query(struct cmt_engine *e, uint64_t addr, uint64_t before, uint64_t after,
+		   const struct cmt_mbi *got)
+{
+	struct cmt_event ev = make(CMT_EV_VIRTUAL_QUERY);
+
+	ev.f[CMT_F_ADDRESS] = addr;
+	ev.f[CMT_F_LENGTH] = 48;
+	ev.f[CMT_F_RESULT] = 48;
+	ev.f[CMT_F_BASE] = got->base;
+	ev.f[CMT_F_ALLOCATION_BASE] = got->allocation_base;
+	ev.f[CMT_F_ALLOCATION_PROTECT] = got->allocation_protect;
+	ev.f[CMT_F_REGION_SIZE] = got->region_size;
+	ev.f[CMT_F_STATE] = got->state;
+	ev.f[CMT_F_PROTECT] = got->protect;
+	ev.f[CMT_F_MEM_TYPE] = got->mem_type;
+	ev.f[CMT_F_SEQ_BEFORE] = before;
+	ev.f[CMT_F_SEQ_AFTER] = after;
+	cmt_engine_event(e, &ev);
+}
+
+static void heap_op(struct cmt_engine *e, enum cmt_ev_type type, uint64_t heap, uint64_t ptr,
+		    uint64_t size, int32_t hr)
+{
+	struct cmt_event ev = make(type);
+
+	ev.f[CMT_F_HEAP_ID] = heap;
+	ev.f[CMT_F_PTR] = ptr;
+	ev.f[CMT_F_SIZE] = size;
+	ev.f[CMT_F_HR] = (uint64_t)(int64_t)hr;
+	cmt_engine_event(e, &ev);
+}
+
+static struct cmt_mbi mbi(uint64_t base, uint64_t ab, uint32_t ap, uint64_t size, uint32_t state,
+			  uint32_t protect)
+{
+	struct cmt_mbi m = { base, ab, size, ap, state, protect, CMT_MEM_PRIVATE };
+
+	return m;
+}
+
+static char out_path[256];
+static struct cmt_out out;
+
+static struct cmt_engine *engine(enum cmt_mode mode)
+{
+	struct cmt_config cfg = { mode, 0, 100, 100 };
+	struct cmt_engine *e;
+
+	snprintf(out_path, sizeof(out_path), "/tmp/test-analysis-engine-%d.out", (int)getpid());
+	assert_int_equal(cmt_out_open(&out, out_path), 0);
+	e = cmt_engine_create(&cfg, &out);
+	assert_non_null(e);
+	return e;
+}
+
+static void done(struct cmt_engine *e)
+{
+	cmt_engine_finish(e);
+	assert_false(cmt_engine_failed(e));
+	assert_int_equal(cmt_out_commit(&out), 0);
+	cmt_engine_destroy(e);
+	unlink(out_path);
+}
+
+static struct cmt_manager *manager(struct cmt_engine *e)
+{
+	struct cmt_process *p = cmt_map_get(&e->procs, 42);
+
+	assert_non_null(p);
+	return cmt_map_get(&p->managers, MGR);
+}
+
+/* ---------- Reservation runs ---------- */
+
+struct ended {
+	int count;
+	uint64_t start[8], end[8];
+};
+
+static void on_ended(void *ctx, const struct cmt_resv *r, const struct cmt_run *run,
+		     uint64_t end_page, int64_t end_ns)
+{
+	struct ended *x = ctx;
+
+	(void)r;
+	(void)end_ns;
+	if (x->count < 8) {
+		x->start[x->count] = run->start;
+		x->end[x->count] = end_page;
+	}
+	x->count++;
+}
+
+#define RW (CMT_RUN_COMMITTED | CMT_PAGE_READWRITE)
+#define RO (CMT_RUN_COMMITTED | CMT_PAGE_READONLY)
+
+static void test_resv_commit_splits_and_merges(void **state)
+{
+	struct ended x = { 0 };
+	struct cmt_span_sink sink = { on_ended, &x };
+	struct cmt_resv *r0 = cmt_resv_create(0x10000, 0x10000 + 16 * PAGE, CMT_PAGE_READWRITE, 0,
+					      12, 5);
+	struct cmt_resv *r1, *r2, *r3, *r4;
+
+	(void)state;
+	assert_int_equal(r0->nruns, 1);
+	assert_int_equal(cmt_resv_npages(r0), 16);
+	assert_int_equal(r0->committed, 0);
+
+	/* Commit pages 4..8: reserved, committed, reserved. */
+	r1 = cmt_resv_set(r0, 4, 8, RW, 10, &sink);
+	assert_int_equal(r1->nruns, 3);
+	assert_int_equal(r1->runs[1].start, 4);
+	assert_int_equal(r1->runs[1].state, RW);
+	assert_int_equal(r1->runs[2].start, 8);
+	assert_int_equal(r1->committed, 4 * PAGE);
+	assert_int_equal(x.count, 1); /* the single reserved run ended */
+	assert_int_equal(r1->runs[1].begin_ns, 10);
+
+	/* Commit 8..12 with the same protection: the committed run grows. */
+	r2 = cmt_resv_set(r1, 8, 12, RW, 20, NULL);
+	assert_int_equal(r2->nruns, 3);
+	assert_int_equal(r2->runs[1].start, 4);
+	assert_int_equal(r2->runs[2].start, 12);
+	assert_int_equal(r2->committed, 8 * PAGE);
+
+	/* Protect one page in the middle: five runs. */
+	r3 = cmt_resv_set(r2, 6, 7, RO, 30, NULL);
+	assert_int_equal(r3->nruns, 5);
+	assert_int_equal(cmt_resv_find(r3, 6), 2);
+	assert_int_equal(cmt_resv_run_end(r3, 2), 7);
+	assert_int_equal(r3->committed, 8 * PAGE);
+	/* Runs the change did not touch keep their begin time. */
+	assert_int_equal(r3->runs[0].begin_ns, r2->runs[0].begin_ns);
+	assert_int_equal(r3->runs[4].begin_ns, r2->runs[2].begin_ns);
+
+	/* Decommit everything: one reserved run again. */
+	r4 = cmt_resv_set(r3, 0, 16, 0, 40, NULL);
+	assert_int_equal(r4->nruns, 1);
+	assert_int_equal(r4->committed, 0);
+
+	/* Setting what is already there changes nothing, begin times included. */
+	x.count = 0;
+	free(r1);
+	r1 = cmt_resv_set(r3, 6, 7, RO, 50, &sink);
+	assert_true(cmt_resv_same(r1, r3));
+	assert_int_equal(x.count, 0);
+	assert_int_equal(r1->runs[2].begin_ns, r3->runs[2].begin_ns);
+
+	free(r0);
+	free(r1);
+	free(r2);
+	free(r3);
+	free(r4);
+}
+
+static void test_resv_partial_last_page_and_build(void **state)
+{
+	struct cmt_piece pieces[] = { { 0, 2, RW }, { 2, 3, RW }, { 5, 6, RO } };
+	struct cmt_resv *r = cmt_resv_create(0x20000, 0x20000 + 3 * PAGE + 100, 0, RW, 12, 0);
+	struct cmt_resv *b;
+
+	(void)state;
+	assert_int_equal(cmt_resv_npages(r), 4);
+	assert_int_equal(r->committed, 3 * PAGE + 100);
+	assert_int_equal(cmt_resv_bytes(r, 3, 4), 100);
+	free(r);
+
+	b = cmt_resv_build(0x20000, 0x20000 + 8 * PAGE, CMT_PAGE_NOCACHE | CMT_PAGE_READWRITE, 12,
+			   pieces, 3, 0);
+	assert_int_equal(b->nruns, 4); /* RW 0..3, reserved 3..5, RO 5..6, reserved 6..8 */
+	assert_int_equal(b->runs[1].start, 3);
+	assert_int_equal(b->runs[2].start, 5);
+	assert_int_equal(b->runs[3].start, 6);
+	assert_int_equal(b->committed, 4 * PAGE);
+	/* A committed page reports the reservation's cache modifier. */
+	assert_int_equal(cmt_resv_protect(b, RW), CMT_PAGE_READWRITE | CMT_PAGE_NOCACHE);
+	assert_int_equal(cmt_resv_protect(b, 0), 0);
+	free(b);
+}
+
+/* ---------- The AVL tree ---------- */
+
+static void test_tree_random_against_sorted_array(void **state)
+{
+	enum { N = 2000 };
+	struct cmt_tnode *nodes = calloc(N, sizeof(*nodes));
+	bool *in = calloc(N, sizeof(*in));
+	struct cmt_tree t = { 0 };
+	uint32_t rnd = 12345;
+	int round, i;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		rnd = rnd * 1103515245u + 12345u;
+		i = (int)((rnd >> 8) % N);
+		if (in[i]) {
+			cmt_tree_remove(&t, &nodes[i]);
+			in[i] = false;
+		} else {
+			nodes[i].key = (uint64_t)i * 0x10000;
+			assert_int_equal(cmt_tree_insert(&t, &nodes[i]), 0);
+			in[i] = true;
+		}
+		if (round % 997 == 0) {
+			struct cmt_tnode *n = cmt_tree_first(&t);
+			size_t count = 0;
+			int j;
+
+			for (j = 0; j < N; j++) {
+				if (in[j]) {
+					assert_ptr_equal(n, &nodes[j]);
+					n = cmt_tree_next(n);
+					count++;
+				}
+			}
+			assert_null(n);
+			assert_int_equal(count, t.count);
+			assert_true(t.root == NULL || t.root->height <= 16);
+		}
+	}
+	/* Predecessor search. */
+	for (i = 0; i < N; i++) {
+		struct cmt_tnode *n = cmt_tree_find_le(&t, (uint64_t)i * 0x10000 + 5);
+		int j = i;
+
+		while (j >= 0 && !in[j]) {
+			j--;
+		}
+		if (j < 0) {
+			assert_null(n);
+		} else {
+			assert_ptr_equal(n, &nodes[j]);
+		}
+	}
+	free(nodes);
+	free(in);
+}
+
+/* ---------- Histograms ---------- */
+
+static void test_hist_buckets_and_percentiles(void **state)
+{
+	struct cmt_hist *h = malloc(sizeof(*h));
+	uint64_t v;
+	unsigned int b;
+
+	(void)state;
+	for (v = 0; v < 16; v++) {
+		assert_int_equal(cmt_hist_bucket(v), v);
+		assert_int_equal(cmt_hist_upper((unsigned int)v), v);
+	}
+	assert_int_equal(cmt_hist_bucket(16), 16);
+	assert_int_equal(cmt_hist_upper(16), 16);
+	assert_int_equal(cmt_hist_bucket(32), 32);
+	assert_int_equal(cmt_hist_upper(32), 33);
+	assert_int_equal(cmt_hist_bucket(UINT64_MAX), CMT_HIST_BUCKETS - 1);
+	assert_true(cmt_hist_upper(CMT_HIST_BUCKETS - 1) == UINT64_MAX);
+	/* Every value lies in its bucket, whose bound is within 6.25% above it. */
+	for (v = 1; v < (UINT64_C(1) << 40); v = v * 3 + 1) {
+		b = cmt_hist_bucket(v);
+		assert_true(cmt_hist_upper(b) >= v);
+		assert_true(b == 0 || cmt_hist_upper(b - 1) < v);
+		assert_true((double)cmt_hist_upper(b) <= (double)v * 1.0625 + 1);
+	}
+
+	cmt_hist_init(h);
+	assert_int_equal(cmt_hist_percentile(h, 500), 0);
+	cmt_hist_add(h, 0); /* unmeasured: left out */
+	assert_int_equal(h->count, 0);
+	for (v = 1; v <= 1000; v++) {
+		cmt_hist_add(h, v);
+	}
+	assert_int_equal(h->count, 1000);
+	assert_int_equal(h->min, 1);
+	assert_int_equal(h->max, 1000);
+	assert_true(cmt_hist_mean(h) > 500.49 && cmt_hist_mean(h) < 500.51);
+	/* p50 = 500, p90 = 900, p99 = 990, read as their buckets' upper bounds. */
+	assert_int_equal(cmt_hist_percentile(h, 500), cmt_hist_upper(cmt_hist_bucket(500)));
+	assert_int_equal(cmt_hist_percentile(h, 900), cmt_hist_upper(cmt_hist_bucket(900)));
+	assert_int_equal(cmt_hist_percentile(h, 990), 991);
+	assert_true(cmt_hist_percentile(h, 990) <= 990 * 1.0625);
+	/* Capped at the maximum. */
+	assert_int_equal(cmt_hist_percentile(h, 1000), 1000);
+	free(h);
+}
+
+/* ---------- Queries and the history ---------- */
+
+#define BASE 0x7f0000000000u
+
+static void test_query_look_back_and_wait(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_mbi reserved = mbi(BASE, BASE, CMT_PAGE_READWRITE, 16 * PAGE, CMT_MEM_RESERVE, 0);
+	struct cmt_mbi committed = mbi(BASE, BASE, CMT_PAGE_READWRITE, 4 * PAGE, CMT_MEM_COMMIT,
+				       CMT_PAGE_READWRITE);
+	struct cmt_mbi readonly = mbi(BASE, BASE, CMT_PAGE_READWRITE, PAGE, CMT_MEM_COMMIT,
+				      CMT_PAGE_READONLY);
+	struct cmt_mbi free_mbi = mbi(BASE, 0, 0, 16 * PAGE, CMT_MEM_FREE, 0);
+
+	(void)state;
+	create(e);
+	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, BASE, 0, 1);
+	ev_alloc(e, BASE, 4 * PAGE, CMT_MEM_COMMIT, CMT_PAGE_READWRITE, BASE, 0, 2);
+	ev_protect(e, BASE, PAGE, CMT_PAGE_READONLY, CMT_PAGE_READWRITE, 3);
+
+	/* The state after change 1, 2 and 3: each matches its own range only. */
+	ev_query(e, BASE + 5, 1, 1, &reserved);
+	ev_query(e, BASE, 2, 2, &committed);
+	ev_query(e, BASE, 3, 3, &readonly);
+	assert_int_equal(e->q_checked, 3);
+	assert_int_equal(e->q_mismatches, 0);
+	ev_query(e, BASE, 3, 3, &reserved);
+	assert_int_equal(e->q_mismatches, 1);
+	/* A range matches if any of its states does. */
+	ev_query(e, BASE, 0, 3, &committed);
+	assert_int_equal(e->q_mismatches, 1);
+	assert_int_equal(e->q_checked, 5);
+	/* Before change 1 nothing was reserved: a free answer over the range matches. */
+	ev_query(e, BASE, 0, 0, &free_mbi);
+	assert_int_equal(e->q_mismatches, 1);
+	ev_query(e, BASE, 1, 1, &free_mbi);
+	assert_int_equal(e->q_mismatches, 2);
+
+	/* A query of change 4, not seen yet, waits for it. */
+	ev_query(e, BASE + 2 * PAGE, 4, 4,
+	       &(struct cmt_mbi){ BASE + 2 * PAGE, BASE, 14 * PAGE, CMT_PAGE_READWRITE,
+				  CMT_MEM_RESERVE, 0, CMT_MEM_PRIVATE });
+	assert_int_equal(manager(e)->npending, 1);
+	ev_free(e, BASE + PAGE, 3 * PAGE, CMT_MEM_DECOMMIT, 0, 4);
+	assert_int_equal(manager(e)->npending, 0);
+	assert_int_equal(e->q_mismatches, 2);
+	assert_int_equal(e->q_checked, 8);
+
+	/* Release, then 300 changes elsewhere: the states before are forgotten. */
+	ev_free(e, BASE, 0, CMT_MEM_RELEASE, 0, 5);
+	{
+		uint64_t seq = 5;
+		int i;
+
+		ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, BASE + 0x100000, 0,
+		       ++seq);
+		for (i = 0; i < 300; i++) {
+			ev_alloc(e, BASE + 0x100000, PAGE, CMT_MEM_COMMIT,
+			       i % 2 ? CMT_PAGE_READONLY : CMT_PAGE_READWRITE, 0, 0, ++seq);
+		}
+		ev_query(e, BASE, 3, 3, &readonly);
+		assert_int_equal(e->q_unverifiable, 1);
+		/* Still within the history: 200 changes back. */
+		ev_query(e, BASE + 0x100000, seq - 200, seq - 200,
+		       &(struct cmt_mbi){ BASE + 0x100000, BASE + 0x100000, PAGE,
+					  CMT_PAGE_READWRITE, CMT_MEM_COMMIT,
+					  (seq - 200) % 2 ? CMT_PAGE_READWRITE : CMT_PAGE_READONLY,
+					  CMT_MEM_PRIVATE });
+		assert_int_equal(e->q_unverifiable, 1);
+		assert_int_equal(e->q_mismatches, 2);
+	}
+	/* A query still waiting at the end cannot be checked. */
+	ev_query(e, BASE, 1000, 1000, &readonly);
+	done(e);
+}
+
+static void test_seq_gap_and_regression(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_manager *m;
+
+	(void)state;
+	create(e);
+	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE | CMT_MEM_COMMIT, CMT_PAGE_EXECUTE_READWRITE, BASE,
+	       0, 1);
+	assert_int_equal(e->anomaly_counts[CMT_A_RWX_COMMIT], 1);
+	assert_int_equal(e->committed, 16 * PAGE);
+	m = manager(e);
+	assert_true(m->known);
+	/* Same seq: applied (idempotent). */
+	ev_free(e, BASE, 0, CMT_MEM_DECOMMIT, 0, 2);
+	ev_free(e, BASE, 0, CMT_MEM_DECOMMIT, 0, 2);
+	assert_int_equal(e->committed, 0);
+	/* Skipped numbers: unknown until a dump; nothing is applied meanwhile. */
+	ev_alloc(e, BASE, PAGE, CMT_MEM_COMMIT, CMT_PAGE_READWRITE, BASE, 0, 5);
+	assert_false(m->known);
+	assert_int_equal(e->committed, 0);
+	assert_true(m->reasons & CMT_R_SEQ_GAP);
+	done(e);
+
+	e = engine(CMT_MODE_SUMMARY);
+	create(e);
+	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, BASE, 0, 1);
+	ev_alloc(e, BASE, PAGE, CMT_MEM_COMMIT, CMT_PAGE_READWRITE, BASE, 0, 2);
+	ev_free(e, BASE, PAGE, CMT_MEM_DECOMMIT, 0, 1);
+	assert_int_equal(e->anomaly_counts[CMT_A_SEQ_REGRESSION], 1);
+	assert_false(manager(e)->known);
+	done(e);
+}
+
+static void test_release_anomalies(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+
+	(void)state;
+	create(e);
+	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, BASE, 0, 1);
+	ev_free(e, BASE, 0, CMT_MEM_RELEASE, 0, 2);
+	ev_free(e, BASE, 0, CMT_MEM_RELEASE, CMT_HR_INVALID_ADDRESS, 2);
+	ev_free(e, BASE + 0x100000, 0, CMT_MEM_RELEASE, CMT_HR_INVALID_ADDRESS, 2);
+	assert_int_equal(e->anomaly_counts[CMT_A_DOUBLE_FREE], 1);
+	assert_int_equal(e->anomaly_counts[CMT_A_FREE_UNKNOWN], 1);
+	ev_alloc(e, BASE + 0x200000, PAGE, CMT_MEM_COMMIT, CMT_PAGE_READWRITE, 0,
+	       CMT_HR_INVALID_ADDRESS, 2);
+	assert_int_equal(e->anomaly_counts[CMT_A_COMMIT_OUTSIDE], 1);
+	assert_int_equal(e->failed_calls, 3);
+	assert_int_equal(e->reserved, 0);
+	assert_int_equal(e->peak_reserved, 16 * PAGE);
+	done(e);
+}
+
+/* ---------- Heaps and dumps ---------- */
+
+static void test_heap_frees_and_dump(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_event ev;
+
+	(void)state;
+	create(e);
+	heap_op(e, CMT_EV_MALLOC_CREATE, 9, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x2000, 40, 0);
+	assert_int_equal(e->heap_live, 64);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 0, (int32_t)0x80131022u);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x3000, 0, (int32_t)0x80131022u);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0, 0, 0); /* Free(NULL): nothing */
+	assert_int_equal(e->anomaly_counts[CMT_A_DOUBLE_FREE], 1);
+	assert_int_equal(e->anomaly_counts[CMT_A_FREE_UNKNOWN], 1);
+	assert_int_equal(e->frees, 1);
+	assert_int_equal(e->heap_live, 40);
+
+	/* A dump: 0x2000 gone, 0x4000 listed, 0x5000 allocated during the dump. */
+	ev = make(CMT_EV_STATEDUMP_BEGIN);
+	ev.f[CMT_F_SEQ] = 0;
+	cmt_engine_event(e, &ev);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x5000, 8, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x6000, 16, 0);
+	ev = make(CMT_EV_STATEDUMP_HEAP);
+	ev.f[CMT_F_HEAP_ID] = 9;
+	cmt_engine_event(e, &ev);
+	ev = make(CMT_EV_STATEDUMP_BLOCK);
+	ev.f[CMT_F_HEAP_ID] = 9;
+	ev.f[CMT_F_PTR] = 0x4000;
+	ev.f[CMT_F_SIZE] = 100;
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_PTR] = 0x6000; /* freed during the dump: the free wins */
+	ev.f[CMT_F_SIZE] = 16;
+	cmt_engine_event(e, &ev);
+	ev = make(CMT_EV_STATEDUMP_END);
+	ev.f[CMT_F_SEQ] = 0;
+	cmt_engine_event(e, &ev);
+	assert_int_equal(e->heap_live, 108);
+	assert_int_equal(e->live_blocks, 2);
+	assert_int_equal(manager(e)->reasons, 0);
+	done(e);
+}
+
+static void test_discarded_then_dump(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_mbi committed = mbi(BASE, BASE, CMT_PAGE_READWRITE, 2 * PAGE, CMT_MEM_COMMIT,
+				       CMT_PAGE_READWRITE);
+	struct cmt_event ev;
+	struct cmt_manager *m;
+
+	(void)state;
+	create(e);
+	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, BASE, 0, 1);
+	cmt_engine_discarded(e, false, true, 10, true, clock_ns);
+	m = manager(e);
+	assert_false(m->known);
+	ev_query(e, BASE, 1, 1, &committed);
+	assert_int_equal(e->q_unverifiable, 1);
+	/* The dump brings the state back: two committed pages at the base. */
+	ev = make(CMT_EV_STATEDUMP_BEGIN);
+	ev.f[CMT_F_SEQ] = 7;
+	cmt_engine_event(e, &ev);
+	ev = make(CMT_EV_STATEDUMP_REGION);
+	ev.f[CMT_F_BASE] = BASE;
+	ev.f[CMT_F_ALLOCATION_BASE] = BASE;
+	ev.f[CMT_F_SIZE] = 2 * PAGE;
+	ev.f[CMT_F_STATE] = CMT_MEM_COMMIT;
+	ev.f[CMT_F_PROTECT] = CMT_PAGE_READWRITE;
+	ev.f[CMT_F_ALLOCATION_PROTECT] = CMT_PAGE_READWRITE;
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_BASE] = BASE + 2 * PAGE;
+	ev.f[CMT_F_SIZE] = 14 * PAGE;
+	ev.f[CMT_F_STATE] = CMT_MEM_RESERVE;
+	ev.f[CMT_F_PROTECT] = 0;
+	cmt_engine_event(e, &ev);
+	ev = make(CMT_EV_STATEDUMP_END);
+	ev.f[CMT_F_SEQ] = 7;
+	cmt_engine_event(e, &ev);
+	assert_true(m->known);
+	assert_int_equal(m->seq, 7);
+	assert_int_equal(e->committed, 2 * PAGE);
+	assert_int_equal(m->nwindows, 1);
+	ev_query(e, BASE, 7, 7, &committed);
+	assert_int_equal(e->q_checked, 1);
+	assert_int_equal(e->q_mismatches, 0);
+	assert_true(m->reasons & CMT_R_DISCARDED);
+	done(e);
+}
+
+/* ---------- Output ---------- */
+
+static void test_output_escaping_and_atomic_write(void **state)
+{
+	struct cmt_out o;
+	char path[256], tmp[300], buf[256];
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test-analysis-output-%d.json", (int)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(cmt_out_open(&o, path), 0);
+	assert_int_equal(access(tmp, F_OK), 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	cmt_json_begin_object(&o);
+	cmt_json_key(&o, "s");
+	cmt_json_string(&o, "a\"b\\c\n\x01\xff\xc3\xa9");
+	cmt_json_key(&o, "n");
+	cmt_json_begin_array(&o);
+	cmt_json_i64(&o, -5);
+	cmt_json_u64(&o, UINT64_MAX);
+	cmt_json_end_array(&o);
+	cmt_json_end_object(&o);
+	assert_int_equal(cmt_out_commit(&o), 0);
+	assert_int_not_equal(access(tmp, F_OK), 0);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_string_equal(buf, "{\"s\":\"a\\\"b\\\\c\\n\\u0001\\ufffd\xc3\xa9\","
+				 "\"n\":[-5,18446744073709551615]}");
+	unlink(path);
+
+	/* An abandoned output leaves nothing behind. */
+	assert_int_equal(cmt_out_open(&o, path), 0);
+	cmt_out_puts(&o, "partial");
+	cmt_out_abandon(&o);
+	assert_int_not_equal(access(tmp, F_OK), 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	/* A directory that does not exist is an error. */
+	assert_int_not_equal(cmt_out_open(&o, "/nonexistent-dir/x.json"), 0);
+}
+
+static void test_names(void **state)
+{
+	char buf[CMT_NAME_MAX];
+
+	(void)state;
+	assert_string_equal(cmt_protect_name(0, buf), "0");
+	assert_string_equal(cmt_protect_name(0x104, buf), "PAGE_READWRITE|PAGE_GUARD");
+	assert_string_equal(cmt_protect_name(0x220, buf), "PAGE_EXECUTE_READ|PAGE_NOCACHE");
+	assert_string_equal(cmt_protect_name(0x6, buf), "6");
+	assert_string_equal(cmt_hr_name((int32_t)0x80070057u, buf), "E_INVALIDARG");
+	assert_string_equal(cmt_hr_name(0x1234, buf), "4660");
+	assert_string_equal(cmt_state_name(0x2000, buf), "MEM_RESERVE");
+	assert_string_equal(cmt_level_name(-1, buf), "-1");
+	assert_int_equal(cmt_event_type_from_name("clrmemtrace:virtual_query"),
+			 CMT_EV_VIRTUAL_QUERY);
+	assert_int_equal(cmt_event_type_from_name("clrmemtrace:future_event"), CMT_EV_UNKNOWN);
+	assert_int_equal(cmt_event_type_from_name("lttng_ust_statedump:start"), CMT_EV_FOREIGN);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_resv_commit_splits_and_merges),
+		cmocka_unit_test(test_resv_partial_last_page_and_build),
+		cmocka_unit_test(test_tree_random_against_sorted_array),
+		cmocka_unit_test(test_hist_buckets_and_percentiles),
+		cmocka_unit_test(test_query_look_back_and_wait),
+		cmocka_unit_test(test_seq_gap_and_regression),
+		cmocka_unit_test(test_release_anomalies),
+		cmocka_unit_test(test_heap_frees_and_dump),
+		cmocka_unit_test(test_discarded_then_dump),
+		cmocka_unit_test(test_output_escaping_and_atomic_write),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
