@@ -24,6 +24,7 @@ import glob
 import io
 import json
 import os
+import struct
 import tempfile
 
 from clrmemtrace.cli import UserError
@@ -181,24 +182,70 @@ def find_plugin():
     )
 
 
+METADATA_MAGIC = 0x75D11D57
+METADATA_HEADER = 37  # magic, uuid, checksum, content and packet sizes, five schemes/versions
+
+
+def check_metadata(trace_dir):
+    """Raise ``UserError`` (3) when a packetized metadata file is cut inside a packet.
+
+    Babeltrace2 2.0 loops forever on such a file (a metadata packet whose content runs past
+    the end of the file) instead of failing, so this is checked before it reads the trace.
+    Text metadata, and metadata that is complete, pass.
+    """
+    path = os.path.join(trace_dir, "metadata")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UserError(f"{path}: {e.strerror}", EXIT_CANNOT_ANALYSE) from None
+    if len(data) < 4:
+        raise UserError(f"{path}: the metadata file is empty or cut short", EXIT_CANNOT_ANALYSE)
+    for order in ("<", ">"):
+        if struct.unpack(order + "I", data[:4])[0] == METADATA_MAGIC:
+            break
+    else:
+        return
+    offset = 0
+    while offset < len(data):
+        header = data[offset : offset + METADATA_HEADER]
+        if len(header) < METADATA_HEADER:
+            break_reason = "a packet header is cut short"
+        else:
+            magic, content_bits, packet_bits = struct.unpack(order + "I20xII", header[:32])
+            break_reason = None
+            if magic != METADATA_MAGIC:
+                break_reason = f"no packet magic number at byte {offset}"
+            elif not METADATA_HEADER * 8 <= content_bits <= packet_bits or packet_bits % 8:
+                break_reason = f"invalid packet sizes at byte {offset}"
+            elif offset + content_bits // 8 > len(data):
+                break_reason = f"the packet at byte {offset} is cut short"
+        if break_reason:
+            raise UserError(f"{path}: corrupt metadata ({break_reason})", EXIT_CANNOT_ANALYSE)
+        offset += packet_bits // 8
+
+
 def ctf_inputs(path):
     """The CTF trace directories at or under ``path`` (those holding a ``metadata`` file).
 
     An LTTng session's output directory holds one trace per buffer owner (for example
     ``ust/uid/0/64-bit``); they are all read together.
     """
-    if os.path.isfile(os.path.join(path, "metadata")):
-        return [path]
     found = []
-    for directory, subdirectories, files in os.walk(path):
-        subdirectories.sort()
-        if "metadata" in files:
-            found.append(directory)
-            subdirectories[:] = []
+    if os.path.isfile(os.path.join(path, "metadata")):
+        found.append(path)
+    else:
+        for directory, subdirectories, files in os.walk(path):
+            subdirectories.sort()
+            if "metadata" in files:
+                found.append(directory)
+                subdirectories[:] = []
     if not found:
         raise UserError(
             f"{path}: not a trace (no CTF metadata file in it or below it)", EXIT_CANNOT_ANALYSE
         )
+    for directory in found:
+        check_metadata(directory)
     return found
 
 
@@ -333,13 +380,22 @@ def map_at(path, at_ns, engine=None):
 
 
 def write_timeline_rows(rows, out):
-    """Write timeline rows (dicts keyed by ``TIMELINE_COLUMNS``) as CSV to file object ``out``."""
+    """Write timeline rows (dicts keyed by ``TIMELINE_COLUMNS``) as CSV to file ``out``.
+
+    Addresses are written ``0x...``; None (an unknown reservation) as an empty cell.
+    """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TIMELINE_COLUMNS)
     for row in rows:
         writer.writerow(
-            [f"0x{row[c]:x}" if c in TIMELINE_ADDRESS_COLUMNS else row[c] for c in TIMELINE_COLUMNS]
+            [_csv_cell(row[c], c in TIMELINE_ADDRESS_COLUMNS) for c in TIMELINE_COLUMNS]
         )
+
+
+def _csv_cell(value, address):
+    if value is None:
+        return ""
+    return f"0x{value:x}" if address else value
 
 
 def timeline_csv(path, out, engine=None):
@@ -357,8 +413,8 @@ def parse_timeline_csv(text):
     rows = []
     for row in csv.DictReader(io.StringIO(text)):
         for column in TIMELINE_INT_COLUMNS:
-            if row.get(column) not in (None, ""):
-                row[column] = int(row[column], 0)
+            value = row.get(column)
+            row[column] = int(value, 0) if value not in (None, "") else None
         rows.append(row)
     return rows
 

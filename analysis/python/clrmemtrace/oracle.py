@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: MIT
 """The reference reconstruction, in plain Python.
 
-This module implements the rules of analysis/README.md ("How the state is rebuilt") on its
-own, for the tests to compare the Babeltrace2 plugin with. It favours being easy to read
-over speed: states are immutable tuples copied on every change, and the whole trace is read
-through ``bt2.TraceCollectionMessageIterator``.
+This module implements the rules of analysis/README.md ("How the state is rebuilt", and
+the details it lists for what they leave open) on its own, for the tests to compare the
+Babeltrace2 plugin with. It favours being easy to read over speed: a manager's state is an
+immutable dict of immutable reservations, replaced on every change, and the whole trace is
+read through ``bt2.TraceCollectionMessageIterator``.
 
 Entry points, each producing the document of the plugin mode of the same name:
 ``summary(path, max_details)``, ``map_at(path, at_ns)``, ``timeline_rows(path)``,
-``series(path, points)`` and ``perfetto(path, points)``.
+``series(path, points, max_details)`` and ``perfetto(path, points)``.
 """
 
 import collections
@@ -32,14 +33,18 @@ PAGE_NOCACHE = 0x200
 PAGE_WRITECOMBINE = 0x400
 PAGE_TARGETS_INVALID = 0x40000000
 CACHE_BITS = PAGE_NOCACHE | PAGE_WRITECOMBINE
+PAGE_BITS = 0x1FF  # base protection and PAGE_GUARD
 WRITABLE_NOT_EXECUTABLE = (0x04, 0x08)
 EXECUTABLE = (0x10, 0x20, 0x40, 0x80)
 
 S_OK = 0
-ERROR_INVALID_ADDRESS_HR = -2147024409  # HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS)
+HR_INVALID_ADDRESS = -2147024409  # HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS)
 
 DEFAULT_PAGE_SIZE = 4096
-HISTORY = 256
+ADDRESS_LIMIT = 1 << 64
+HISTORY = 256  # changes kept to check queries against
+MAX_WAITING = 4096  # queries of one manager waiting for changes
+FORGET_AT = 65536  # freed pointers and released bases remembered
 
 ANOMALY_KINDS = (
     "rwx_commit",
@@ -51,7 +56,7 @@ ANOMALY_KINDS = (
     "seq_regression",
 )
 
-# Events that are calls of an entry point (they carry `hr` and `duration_ns`).
+# The events with an `hr`: the calls `calls` counts.
 CALL_EVENTS = (
     "virtual_alloc",
     "virtual_free",
@@ -59,6 +64,7 @@ CALL_EVENTS = (
     "virtual_query",
     "memory_load",
     "notification_register",
+    "memory_notification",
     "vas_needs",
     "vas_acquired",
     "vas_released",
@@ -66,7 +72,40 @@ CALL_EVENTS = (
     "malloc_alloc",
     "malloc_free",
 )
-CHANGE_EVENTS = ("virtual_alloc", "virtual_free", "virtual_protect")
+
+# The members the analysis reads, per event (tracepoints/clrmemtrace_tp.h). An event lacking
+# one is ignored (and makes the trace incomplete); events of other names are only counted.
+EVENT_MEMBERS = {
+    "manager_create": ("manager_id", "page_size", "name"),
+    "manager_destroy": ("manager_id",),
+    "virtual_alloc": (
+        "manager_id", "address", "size", "type", "protect", "level", "result", "hr", "seq",
+    ),
+    "virtual_free": ("manager_id", "address", "size", "type", "hr", "seq"),
+    "virtual_protect": ("manager_id", "address", "size", "protect", "old_protect", "hr", "seq"),
+    "virtual_query": (
+        "manager_id", "address", "length", "base", "allocation_base", "allocation_protect",
+        "region_size", "state", "protect", "mem_type", "hr", "seq_before", "seq_after",
+    ),
+    "memory_load": ("manager_id", "load", "available", "hr"),
+    "notification_register": ("manager_id", "hr"),
+    "memory_notification": ("manager_id", "level", "hr", "load", "reason"),
+    "vas_needs": ("manager_id", "address", "size", "hr"),
+    "vas_acquired": ("manager_id", "address", "size", "hr"),
+    "vas_released": ("manager_id", "address", "size", "hr"),
+    "malloc_create": ("manager_id", "heap_id", "hr"),
+    "malloc_alloc": ("manager_id", "heap_id", "size", "level", "ptr", "hr", "file", "line"),
+    "malloc_free": ("manager_id", "heap_id", "ptr", "hr"),
+    "malloc_destroy": ("manager_id", "heap_id"),
+    "statedump_begin": ("manager_id", "seq", "name"),
+    "statedump_region": (
+        "manager_id", "base", "allocation_base", "size", "state", "protect", "allocation_protect",
+    ),
+    "statedump_vas": ("manager_id",),
+    "statedump_heap": ("manager_id", "heap_id"),
+    "statedump_block": ("manager_id", "heap_id", "ptr", "size"),
+    "statedump_end": ("manager_id", "seq"),
+}  # fmt: skip
 
 PROTECT_BASE_NAMES = {
     0x01: "PAGE_NOACCESS",
@@ -83,8 +122,8 @@ PROTECT_MODIFIER_NAMES = (
     (PAGE_NOCACHE, "PAGE_NOCACHE"),
     (PAGE_WRITECOMBINE, "PAGE_WRITECOMBINE"),
 )
-STATE_NAMES = {MEM_COMMIT: "MEM_COMMIT", MEM_RESERVE: "MEM_RESERVE", MEM_FREE: "MEM_FREE"}
-MEM_TYPE_NAMES = {0x20000: "MEM_PRIVATE", 0x40000: "MEM_MAPPED", 0x1000000: "MEM_IMAGE"}
+STATE_NAMES = {0: "0", MEM_COMMIT: "MEM_COMMIT", MEM_RESERVE: "MEM_RESERVE", MEM_FREE: "MEM_FREE"}
+MEM_TYPE_NAMES = {0: "0", 0x20000: "MEM_PRIVATE", 0x40000: "MEM_MAPPED", 0x1000000: "MEM_IMAGE"}
 LEVEL_NAMES = {0: "eTaskCritical", 1: "eAppDomainCritical", 2: "eProcessCritical"}
 AVAILABLE_NAMES = {
     1: "eMemoryAvailableLow",
@@ -127,50 +166,49 @@ HRESULT_NAMES = {
 
 
 def protect_name(value):
-    """A protection's name: ``PAGE_READWRITE``, ``PAGE_EXECUTE_READ|PAGE_GUARD``, ``0``."""
+    """A protection's name: ``PAGE_READWRITE``, ``PAGE_EXECUTE_READ|PAGE_GUARD``, ``0``.
+
+    A value whose base is not exactly one PAGE_* value, or with bits above 0x400, is
+    written as its decimal number.
+    """
     if value == 0:
         return "0"
     base = PROTECT_BASE_NAMES.get(value & 0xFF)
-    rest = value & ~0xFF
-    if base is None:
-        return f"0x{value:x}"
-    parts = [base]
-    for bit, name in PROTECT_MODIFIER_NAMES:
-        if rest & bit:
-            parts.append(name)
-            rest &= ~bit
-    if rest:
-        return f"0x{value:x}"
-    return "|".join(parts)
+    if base is None or value & ~(0xFF | PAGE_GUARD | CACHE_BITS):
+        return str(value)
+    return base + "".join("|" + name for bit, name in PROTECT_MODIFIER_NAMES if value & bit)
+
+
+def _named(names, value):
+    return names.get(value, str(value))
 
 
 def state_name(value):
-    """A page state's name (``MEM_COMMIT``, ``MEM_RESERVE``, ``MEM_FREE``), else its number."""
-    return STATE_NAMES.get(value, str(value))
+    """A page state's name (``MEM_COMMIT``, ``MEM_RESERVE``, ``MEM_FREE``, ``0``)."""
+    return _named(STATE_NAMES, value)
 
 
 def mem_type_name(value):
-    """A memory type's name (``MEM_PRIVATE``, ...), else its number."""
-    return MEM_TYPE_NAMES.get(value, str(value))
+    """A memory type's name (``MEM_PRIVATE``, ...)."""
+    return _named(MEM_TYPE_NAMES, value)
 
 
 def level_name(value):
-    """An EMemoryCriticalLevel's name, else its number."""
-    return LEVEL_NAMES.get(value, str(value))
+    """An EMemoryCriticalLevel's name."""
+    return _named(LEVEL_NAMES, value)
 
 
 def available_name(value):
-    """An EMemoryAvailable's name, else its number."""
-    return AVAILABLE_NAMES.get(value, str(value))
+    """An EMemoryAvailable's name."""
+    return _named(AVAILABLE_NAMES, value)
 
 
 def hr_name(value):
-    """An HRESULT's name (``S_OK``, ``E_OUTOFMEMORY``, ...), else ``0x8007xxxx``."""
-    unsigned = value & 0xFFFFFFFF
-    return HRESULT_NAMES.get(unsigned, f"0x{unsigned:08X}")
+    """An HRESULT's name (``S_OK``, ``E_OUTOFMEMORY``, ...), else its (signed) number."""
+    return HRESULT_NAMES.get(value & 0xFFFFFFFF, str(value))
 
 
-# ---------------------------------------------------------------- page runs
+# ---------------------------------------------------------------- reservations
 
 
 def set_pages(runs, start, end, state, protect):
@@ -184,7 +222,8 @@ def set_pages(runs, start, end, state, protect):
             pieces.append((r_start, start, r_state, r_protect))
         if r_end > end:
             pieces.append((end, r_end, r_state, r_protect))
-    pieces.append((start, end, state, protect))
+    if start < end:
+        pieces.append((start, end, state, protect))
     pieces.sort()
     merged = []
     for piece in pieces:
@@ -198,10 +237,10 @@ def set_pages(runs, start, end, state, protect):
 class Reservation(collections.namedtuple("Reservation", "base end aprot runs time_ns tid level")):
     """One reservation: [base, end), its allocation protection and its runs of pages.
 
-    A run's protection is the page's own (``protect & 0xff`` plus ``PAGE_GUARD``); what a
-    query reports for a committed page adds the reservation's cache bits (``reported``).
-    ``time_ns``, ``tid`` and ``level`` say where it came from (the reserving call, or the
-    state dump that showed it: tid 0, level "").
+    A run's protection is the page's own (``protect & 0x1ff``); what a query reports for
+    a committed page adds the reservation's cache modifiers (``reported``). ``time_ns``,
+    ``tid`` and ``level`` tell where it came from: the reserving call, or the state dump
+    that first showed it (level "").
     """
 
     __slots__ = ()
@@ -214,21 +253,11 @@ class Reservation(collections.namedtuple("Reservation", "base end aprot runs tim
 
     def run_at(self, address):
         """The run holding ``address``."""
-        for run in self.runs:
-            if run[0] <= address < run[1]:
-                return run
-        return None
+        return next(run for run in self.runs if run[0] <= address < run[1])
 
     def committed(self):
         """Committed bytes."""
         return sum(r[1] - r[0] for r in self.runs if r[2] == MEM_COMMIT)
-
-    def with_pages(self, start, end, state, protect):
-        """This reservation with [start, end) (clipped to it) set."""
-        start, end = max(start, self.base), min(end, self.end)
-        if start >= end:
-            return self
-        return self._replace(runs=set_pages(self.runs, start, end, state, protect))
 
 
 def holding(state, address):
@@ -239,9 +268,18 @@ def holding(state, address):
     return None
 
 
-def page_protect(protect):
-    """A page's own protection from a call's ``protect``."""
-    return (protect & 0xFF) | (protect & PAGE_GUARD)
+class Inconsistent(Exception):
+    """A successful change the reconstructed state cannot take."""
+
+
+def set_range(state, start, end, page_state, protect):
+    """``state`` with the pages [start, end) of one reservation set; they must be in it."""
+    owner = holding(state, start)
+    if owner is None or end > owner.end or end < start:
+        raise Inconsistent()
+    state = dict(state)
+    state[owner.base] = owner._replace(runs=set_pages(owner.runs, start, end, page_state, protect))
+    return state
 
 
 # ---------------------------------------------------------------- model
@@ -257,7 +295,7 @@ class Figures:
         self.peak_committed = 0
         self.live_regions = 0
         self.by_protect = collections.Counter()
-        self.calls = collections.Counter()
+        self.calls = collections.Counter({name: 0 for name in CALL_EVENTS})
         self.failed_calls = 0
         self.heaps = 0
         self.allocs = 0
@@ -279,7 +317,7 @@ class Figures:
             "final_committed_bytes": self.committed,
             "live_regions": self.live_regions,
             "committed_by_protect": {k: v for k, v in sorted(self.by_protect.items()) if v},
-            "calls": dict(sorted(self.calls.items())),
+            "calls": {name: self.calls[name] for name in CALL_EVENTS},
             "failed_calls": self.failed_calls,
         }
 
@@ -294,33 +332,42 @@ class Figures:
         }
 
 
-Block = collections.namedtuple("Block", "size file line level tid time_ns")
+Block = collections.namedtuple("Block", "size file line")
+
+
+class Forgetful(set):
+    """A set of pointers that empties itself once it outgrows its bound."""
+
+    def remember(self, value, live):
+        self.add(value)
+        if len(self) > max(FORGET_AT, 2 * live):
+            self.clear()
 
 
 class Heap:
-    """One heap's live blocks (ptr -> Block) and freed pointers."""
+    """One heap: its live blocks (ptr -> Block) and the pointers it freed."""
 
     def __init__(self, heap_id, known):
         self.heap_id = heap_id
         self.known = known  # contents known (created or dumped while traced)
         self.ever_unknown = not known
         self.live = {}
-        self.freed = set()
+        self.freed = Forgetful()
         self.destroyed = False
-        self.seen_in_dump = False
 
     def live_bytes(self):
         return sum(b.size for b in self.live.values())
 
 
 class Dump:
-    """A state dump of one manager being read."""
+    """A state dump of one manager being read (``dropped`` when events were lost in it)."""
 
-    def __init__(self, seq, time_ns):
+    def __init__(self, tid, seq):
+        self.tid = tid
         self.seq = seq
-        self.time_ns = time_ns
+        self.dropped = False
         self.regions = []
-        self.heaps = {}
+        self.heaps = {}  # heap_id -> {ptr: size}
         self.touched = {}  # (heap_id, ptr) -> Block, or None for a free
         self.created = set()
 
@@ -328,25 +375,22 @@ class Dump:
 class Manager:
     """What is known of one manager of one process."""
 
-    def __init__(self, vpid, manager_id, time_ns, known):
+    def __init__(self, vpid, manager_id):
         self.vpid = vpid
         self.manager_id = manager_id
         self.name = ""
         self.page_size = DEFAULT_PAGE_SIZE
-        self.known = known
-        self.seq = 0 if known else None
-        self.last_seq = self.seq
+        self.known = False
+        self.seq = None
         self.state = {}
-        self.history = collections.OrderedDict()
-        if known:
-            self.history[0] = self.state
+        self.history = collections.OrderedDict()  # seq -> state
         self.pending = []
-        self.windows = [] if known else [[time_ns, None]]
-        self.released = set()
+        self.windows = []
+        self.released = Forgetful()
         self.heaps = {}
         self.dump = None
         self.figures = Figures()
-        self.destroyed = False
+        self.flaws = set()  # why the manager is incomplete, beyond unknown windows
 
     def page_down(self, address):
         return address - address % self.page_size
@@ -355,7 +399,13 @@ class Manager:
         return -(-address // self.page_size) * self.page_size
 
     def complete(self):
-        return not self.windows and not any(h.ever_unknown for h in self.heaps.values())
+        return not self.windows and not self.flaws
+
+    def start_known(self):
+        """A fresh lifetime (``manager_create``): known and empty, seq 0."""
+        self.known = True
+        self.seq = 0
+        self.history = collections.OrderedDict([(0, {})])
 
 
 class Reconstruction:
@@ -369,7 +419,10 @@ class Reconstruction:
         self.totals = Figures()
         self.events = 0
         self.discarded = 0
-        self.discard_notices = 0
+        self.lost_notices = 0
+        self.lost_packets = 0
+        self.no_vpid = 0
+        self.malformed = 0
         self.begin_ns = None
         self.end_ns = None
         self.now = 0
@@ -380,14 +433,12 @@ class Reconstruction:
         self.anomalies = []
         self.anomaly_counts = collections.Counter({k: 0 for k in ANOMALY_KINDS})
         self.failures = []
+        self.all_failures = []
         self.latency = collections.defaultdict(list)
         self.memory_load = []
         self.notifications = []
-        self.leaked_regions = []
-        self.leaked_blocks = []
         self.timeline = []
-        self.reasons = []
-        self.series = Series(series_points) if series_points else None
+        self.series = Series(series_points, max_details) if series_points else None
 
     # ------------------------------------------------------------ reading
 
@@ -401,17 +452,31 @@ class Reconstruction:
             for message in iterator:
                 kind = type(message)
                 if kind is bt2._EventMessageConst:
+                    if not message.event.cls.stream_class.default_clock_class:
+                        self.on_event(message.event, None)
+                        continue
                     time_ns = message.default_clock_snapshot.ns_from_origin
                     if self.stop_ns is not None and time_ns > self.stop_ns:
                         break
                     self.on_event(message.event, time_ns)
-                elif kind is bt2._DiscardedEventsMessageConst:
+                elif kind in (bt2._DiscardedEventsMessageConst, bt2._DiscardedPacketsMessageConst):
                     time_ns = self.now
-                    if message.stream.cls.discarded_events_have_default_clock_snapshots:
+                    stream_class = message.stream.cls
+                    if (
+                        kind is bt2._DiscardedEventsMessageConst
+                        and stream_class.discarded_events_have_default_clock_snapshots
+                    ) or (
+                        kind is bt2._DiscardedPacketsMessageConst
+                        and stream_class.discarded_packets_have_default_clock_snapshots
+                    ):
                         time_ns = message.beginning_default_clock_snapshot.ns_from_origin
                     if self.stop_ns is not None and time_ns > self.stop_ns:
                         break
-                    self.on_discarded(message.count, time_ns)
+                    if kind is bt2._DiscardedEventsMessageConst:
+                        self.discarded += message.count or 0
+                    else:
+                        self.lost_packets += message.count or 1
+                    self.on_lost(time_ns)
         except bt2._Error as e:
             raise UserError(f"{path}: {bt2_error_message(e)}", 3) from None
         if self.events == 0 and self.stop_ns is None:
@@ -424,37 +489,46 @@ class Reconstruction:
         if not name.startswith(PROVIDER_PREFIX):
             return
         name = name[len(PROVIDER_PREFIX) :]
-        fields = {}
-        for key, field in event.payload_field.items():
-            fields[key] = _plain(field)
+        self.events += 1
+        if time_ns is None:
+            self.malformed += 1
+            return
+        fields = {key: _plain(field) for key, field in event.payload_field.items()}
+        members = EVENT_MEMBERS.get(name)
+        if members is None:
+            return
+        if any(member not in fields for member in members):
+            self.malformed += 1
+            return
         context = event.common_context_field
-        vpid = _context(context, "vpid", 0)
+        vpid = _context(context, "vpid", None)
+        if vpid is None:
+            self.no_vpid += 1
+            vpid = 0
         tid = _context(context, "vtid", 0)
         procname = _context(context, "procname", "")
-        if procname and vpid not in self.procnames:
+        if vpid not in self.procnames:
             self.procnames[vpid] = procname
-        self.events += 1
         if self.begin_ns is None:
             self.begin_ns = time_ns
         self.end_ns = time_ns
         self.now = time_ns
-        if name == "malloc_alloc" and fields.get("line", 0) == 0:
-            # Babeltrace2 2.0 keeps an empty string field's previous value: Alloc's "" file
-            # can read back as an earlier DebugAlloc's. Alloc is the call with line 0.
+        if name == "malloc_alloc" and fields.get("line") == 0:
+            # Babeltrace2 2.0 can read an empty string field back as the value it had in an
+            # earlier event of the same class: Alloc's "" file as an earlier DebugAlloc's.
+            # Alloc is the call with line 0.
             fields["file"] = ""
         self.dispatch(name, fields, time_ns, vpid, tid)
         self.after_event(time_ns)
 
-    def on_discarded(self, count, time_ns):
-        self.discarded += count or 0
-        self.discard_notices += 1
+    def on_lost(self, time_ns):
+        """Events or packets were lost: every manager's state is unknown until its dump."""
+        self.lost_notices += 1
         self.now = max(self.now, time_ns)
         for manager in self.managers.values():
-            if not manager.destroyed:
-                self.make_unknown(manager, time_ns)
-                for heap in manager.heaps.values():
-                    heap.known = False
-                    heap.ever_unknown = True
+            if manager.dump is not None:
+                manager.dump.dropped = True
+            self.make_unknown(manager, time_ns, heaps=True)
 
     # ------------------------------------------------------------ helpers
 
@@ -462,32 +536,36 @@ class Reconstruction:
         key = (vpid, manager_id)
         manager = self.managers.get(key)
         if manager is None:
-            known = event == "manager_create"
-            manager = Manager(vpid, manager_id, time_ns, known)
-            if event == "statedump_begin":
-                manager.windows = []
+            manager = Manager(vpid, manager_id)
             self.managers[key] = manager
+            if event not in ("manager_create", "statedump_begin"):
+                manager.windows.append([time_ns, None])
         return manager
 
     def heap(self, manager, heap_id, event):
         heap = manager.heaps.get(heap_id)
         if heap is None:
-            known = event in ("malloc_create", "statedump_heap")
-            heap = Heap(heap_id, known)
-            heap.seen_in_dump = manager.dump is not None
+            heap = Heap(heap_id, event in ("malloc_create", "statedump_heap"))
+            if heap.ever_unknown:
+                manager.flaws.add(f"contents of heap {heap_id} unknown")
             manager.heaps[heap_id] = heap
             manager.figures.heaps += 1
             self.totals.heaps += 1
         return heap
 
-    def make_unknown(self, manager, time_ns):
+    def make_unknown(self, manager, time_ns, heaps=False):
         if manager.known:
             manager.known = False
             manager.windows.append([time_ns, None])
-        for query in manager.pending:
-            self.unverifiable += 1
+        self.unverifiable += len(manager.pending)
         manager.pending = []
         manager.history = collections.OrderedDict()
+        if heaps:
+            for heap in manager.heaps.values():
+                if not heap.destroyed:
+                    heap.known = False
+                    heap.ever_unknown = True
+                    manager.flaws.add(f"contents of heap {heap.heap_id} unknown")
 
     def make_known(self, manager, time_ns):
         if not manager.known:
@@ -499,92 +577,98 @@ class Reconstruction:
         if len(records) < self.max_details:
             records.append(record)
 
-    def anomaly(self, kind, time_ns, vpid, tid, manager_id, addr, size, detail):
+    def anomaly(self, kind, manager, time_ns, tid, addr, size, detail):
         self.anomaly_counts[kind] += 1
         self.add_detail(
             self.anomalies,
             {
                 "kind": kind,
                 "time_ns": time_ns,
-                "vpid": vpid,
+                "vpid": manager.vpid,
                 "tid": tid,
-                "manager_id": manager_id,
+                "manager_id": manager.manager_id,
                 "addr": addr,
                 "size": size,
                 "detail": detail,
             },
         )
 
-    def timeline_row(self, time_ns, vpid, tid, manager_id, op, base, address, size, **rest):
-        row = {
-            "time_ns": time_ns,
-            "vpid": vpid,
-            "tid": tid,
-            "manager_id": manager_id,
-            "op": op,
-            "allocation_base": base,
-            "address": address,
-            "size": size,
-            "protect": rest.get("protect", ""),
-            "old_protect": rest.get("old_protect", ""),
-            "level": rest.get("level", ""),
-            "hr": rest.get("hr", ""),
-            "seq": rest.get("seq", 0),
-        }
-        self.timeline.append(row)
+    def row(self, manager, time_ns, tid, op, base, address, size, **rest):
+        """A timeline row; ``base`` is None when the reservation is not known."""
+        self.timeline.append(
+            {
+                "time_ns": time_ns,
+                "vpid": manager.vpid,
+                "tid": tid,
+                "manager_id": manager.manager_id,
+                "op": op,
+                "allocation_base": base,
+                "address": address,
+                "size": size,
+                "protect": rest.get("protect", ""),
+                "old_protect": rest.get("old_protect", ""),
+                "level": rest.get("level", ""),
+                "hr": rest.get("hr", "S_OK"),
+                "seq": rest["seq"],
+            }
+        )
 
     # ------------------------------------------------------------ events
 
     def dispatch(self, name, f, time_ns, vpid, tid):
+        f["_event"] = name
+        existed = (vpid, f["manager_id"]) in self.managers
         manager = self.manager(vpid, f["manager_id"], time_ns, name)
+        if name == "manager_create" and existed:
+            self.new_lifetime(manager)
         if name in CALL_EVENTS:
-            self.count_call(manager, name, f, time_ns, vpid, tid)
-        if "duration_ns" in f and f["duration_ns"]:
+            self.count_call(manager, name, f, time_ns, tid)
+        if f.get("duration_ns"):
             self.latency[name].append(f["duration_ns"])
         handler = getattr(self, "on_" + name, None)
         if handler is not None:
             handler(manager, f, time_ns, tid)
 
-    def count_call(self, manager, name, f, time_ns, vpid, tid):
+    def count_call(self, manager, name, f, time_ns, tid):
         manager.figures.calls[name] += 1
         self.totals.calls[name] += 1
         if f["hr"] == S_OK:
             return
         manager.figures.failed_calls += 1
         self.totals.failed_calls += 1
-        self.add_detail(
-            self.failures,
-            {
-                "time_ns": time_ns,
-                "vpid": vpid,
-                "tid": tid,
-                "manager_id": manager.manager_id,
-                "event": name,
-                "hr": hr_name(f["hr"]),
-                "hr_value": f["hr"],
-                "addr": f.get("address", f.get("ptr", 0)),
-                "size": f.get("size", f.get("length", 0)),
-            },
-        )
+        if name == "virtual_query":
+            size = f["length"]
+        else:
+            size = f.get("size", 0)
+        failure = {
+            "time_ns": time_ns,
+            "vpid": manager.vpid,
+            "tid": tid,
+            "manager_id": manager.manager_id,
+            "event": name,
+            "hr": hr_name(f["hr"]),
+            "hr_value": f["hr"],
+            "addr": f.get("address", f.get("ptr", 0)),
+            "size": size,
+        }
+        self.add_detail(self.failures, failure)
+
+    def new_lifetime(self, manager):
+        """``manager_create`` of a manager id already seen (the process ran exec)."""
+        for heap in manager.heaps.values():
+            self.drop_blocks(manager, heap)
+        manager.heaps = {}
+        manager.dump = None
+        manager.released = Forgetful()
+        self.unverifiable += len(manager.pending)
+        manager.pending = []
+        self.set_state(manager, {})
 
     def on_manager_create(self, manager, f, time_ns, tid):
         manager.name = f["name"]
-        if f["page_size"]:
-            manager.page_size = f["page_size"]
-
-    def on_manager_destroy(self, manager, f, time_ns, tid):
-        if manager.known:
-            for reservation in manager.state.values():
-                self.leak_region(manager, reservation)
-        for heap in manager.heaps.values():
-            if not heap.destroyed:
-                self.leak_heap(manager, heap)
-                heap.destroyed = True
-                heap.live = {}
-        if manager.known:
-            self.set_state(manager, {})
-        manager.destroyed = True
-        manager.destroyed_ns = time_ns
+        manager.page_size = f["page_size"] or DEFAULT_PAGE_SIZE
+        self.make_known(manager, time_ns)
+        manager.start_known()
 
     def on_memory_load(self, manager, f, time_ns, tid):
         if f["hr"] == S_OK:
@@ -598,16 +682,13 @@ class Reconstruction:
             )
 
     def on_memory_notification(self, manager, f, time_ns, tid):
-        level = available_name(f["level"])
-        if self.series:
-            self.series.notifications.append([time_ns, level])
         self.add_detail(
             self.notifications,
             {
                 "time_ns": time_ns,
                 "vpid": manager.vpid,
                 "manager_id": manager.manager_id,
-                "level": level,
+                "level": available_name(f["level"]),
                 "hr": hr_name(f["hr"]),
                 "load": f["load"],
                 "reason": f["reason"],
@@ -618,99 +699,62 @@ class Reconstruction:
 
     def on_virtual_alloc(self, manager, f, time_ns, tid):
         address, size, kind, protect = f["address"], f["size"], f["type"], f["protect"]
-        commit_only = not kind & (MEM_RESERVE | MEM_RESET) and address != 0
+        reserve = bool(kind & MEM_RESERVE) or address == 0
+        reset = bool(kind & MEM_RESET)
+        commit = bool(kind & MEM_COMMIT)
         if f["hr"] != S_OK:
-            if commit_only and kind & MEM_COMMIT and f["hr"] == ERROR_INVALID_ADDRESS_HR:
-                self.anomaly(
-                    "commit_outside_reservation",
-                    time_ns,
-                    manager.vpid,
-                    tid,
-                    manager.manager_id,
-                    address,
-                    size,
-                    f"commit of {size} bytes that no reservation holds",
-                )
+            if commit and not reserve and not reset and f["hr"] == HR_INVALID_ADDRESS:
+                detail = f"commit of {size} bytes outside any reservation"
+                self.anomaly("commit_outside_reservation", manager, time_ns, tid, address, size,
+                             detail)  # fmt: skip
             return
-        level = level_name(f["level"])
-        if kind & MEM_COMMIT and protect & 0xFF == PAGE_EXECUTE_READWRITE:
-            self.anomaly(
-                "rwx_commit",
-                time_ns,
-                manager.vpid,
-                tid,
-                manager.manager_id,
-                f["result"],
-                size,
-                f"{'commit' if commit_only else 'reserve and commit'} with "
-                f"{protect_name(protect)}",
-            )
-        common = dict(protect=protect_name(protect), level=level, hr="S_OK", seq=f["seq"])
-        if kind & MEM_RESET:
-            start = manager.page_down(address)
-            end = manager.page_up(address + size)
+        common = dict(protect=protect_name(protect), level=level_name(f["level"]), seq=f["seq"])
+        if reset:
+            start, end = manager.page_down(address), manager.page_up(address + size)
             owner = holding(manager.state, start) if manager.known else None
-            self.timeline_row(
-                time_ns,
-                manager.vpid,
-                tid,
-                manager.manager_id,
-                "reset",
-                owner.base if owner else 0,
-                start,
-                end - start,
-                **common,
-            )
-            self.change(manager, f["seq"], time_ns, None)
+            self.row(manager, time_ns, tid, "reset", owner and owner.base, start, end - start,
+                     **common)  # fmt: skip
+            self.change(manager, f, time_ns, tid, lambda state: state)
             return
-        if kind & MEM_RESERVE or address == 0:
+        if reserve:
             base = f["result"]
             end = manager.page_up(address + size) if address else base + manager.page_up(size)
-            committed = bool(kind & MEM_COMMIT)
-            op = "reserve_commit" if committed else "reserve"
-            self.timeline_row(
-                time_ns,
-                manager.vpid,
-                tid,
-                manager.manager_id,
-                op,
-                base,
-                base,
-                end - base,
-                **common,
-            )
+        else:
+            base = manager.page_down(address)
+            end = manager.page_up(address + size)
+        if commit and protect & 0xFF == PAGE_EXECUTE_READWRITE:
+            what = "reserve and commit" if reserve else "commit"
+            self.anomaly("rwx_commit", manager, time_ns, tid, base, end - base,
+                         f"{what} of {end - base} bytes with {protect_name(protect)}")  # fmt: skip
+        if reserve:
+            op = "reserve_commit" if commit else "reserve"
+            self.row(manager, time_ns, tid, op, base, base, end - base, **common)
 
             def apply(state):
-                runs = ((base, end, MEM_RESERVE, 0),)
-                if committed:
-                    runs = ((base, end, MEM_COMMIT, page_protect(protect)),)
+                if base == 0 or end <= base or end > ADDRESS_LIMIT:
+                    raise Inconsistent()
+                if any(r.base < end and base < r.end for r in state.values()):
+                    raise Inconsistent()
+                page = (MEM_COMMIT, protect & PAGE_BITS) if commit else (MEM_RESERVE, 0)
                 aprot = protect & ~PAGE_TARGETS_INVALID
                 state = dict(state)
-                state[base] = Reservation(base, end, aprot, runs, time_ns, tid, level)
+                state[base] = Reservation(
+                    base, end, aprot, ((base, end) + page,), time_ns, tid, common["level"]
+                )
                 manager.released.discard(base)
                 return state
 
-            self.change(manager, f["seq"], time_ns, apply)
+            self.change(manager, f, time_ns, tid, apply)
             return
-        start = manager.page_down(address)
-        end = manager.page_up(address + size)
-        owner = holding(manager.state, start) if manager.known else None
-        self.timeline_row(
-            time_ns,
-            manager.vpid,
-            tid,
-            manager.manager_id,
-            "commit",
-            owner.base if owner else 0,
-            start,
-            end - start,
-            **common,
-        )
+        owner = holding(manager.state, base) if manager.known else None
+        self.row(manager, time_ns, tid, "commit", owner and owner.base, base, end - base,
+                 **common)  # fmt: skip
         self.change(
             manager,
-            f["seq"],
+            f,
             time_ns,
-            lambda state: _set_range(state, start, end, MEM_COMMIT, page_protect(protect)),
+            tid,
+            lambda state: set_range(state, base, end, MEM_COMMIT, protect & PAGE_BITS),
         )
 
     def on_virtual_free(self, manager, f, time_ns, tid):
@@ -720,147 +764,112 @@ class Reconstruction:
         if f["hr"] != S_OK:
             if kind == MEM_RELEASE and manager.known and owner is None and address:
                 if start in manager.released:
-                    self.anomaly(
-                        "double_free",
-                        time_ns,
-                        manager.vpid,
-                        tid,
-                        manager.manager_id,
-                        address,
-                        size,
-                        "MEM_RELEASE of a reservation already released",
-                    )
+                    self.anomaly("double_free", manager, time_ns, tid, address, size,
+                                 "MEM_RELEASE of a reservation already released")  # fmt: skip
                 else:
-                    self.anomaly(
-                        "free_unknown",
-                        time_ns,
-                        manager.vpid,
-                        tid,
-                        manager.manager_id,
-                        address,
-                        size,
-                        "MEM_RELEASE of an address never reserved",
-                    )
+                    self.anomaly("free_unknown", manager, time_ns, tid, address, size,
+                                 "MEM_RELEASE of an address never reserved")  # fmt: skip
             return
-        common = dict(hr="S_OK", seq=f["seq"])
         if kind == MEM_RELEASE:
-            length = owner.end - owner.base if owner else size
-            self.timeline_row(
-                time_ns,
-                manager.vpid,
-                tid,
-                manager.manager_id,
-                "release",
-                owner.base if owner else start,
-                start,
-                length,
-                **common,
-            )
+            size = owner.end - owner.base if owner is not None and owner.base == start else 0
+            self.row(manager, time_ns, tid, "release", owner and owner.base, start, size,
+                     seq=f["seq"])  # fmt: skip
 
             def release(state):
+                if start not in state:
+                    raise Inconsistent()
                 state = dict(state)
-                state.pop(start, None)
-                manager.released.add(start)
+                del state[start]
+                manager.released.remember(start, len(state))
                 return state
 
-            self.change(manager, f["seq"], time_ns, release)
-            return
-        if size == 0:
-            if owner is not None:
-                start, end = owner.base, owner.end
+            self.change(manager, f, time_ns, tid, release)
+        elif kind == MEM_DECOMMIT:
+            if size == 0:
+                first, end = (owner.base, owner.end) if owner else (start, start)
             else:
-                end = start
+                first, end = start, manager.page_up(address + size)
+            self.row(manager, time_ns, tid, "decommit", owner and owner.base, first, end - first,
+                     seq=f["seq"])  # fmt: skip
+
+            def decommit(state):
+                whole = holding(state, start)
+                if size == 0:
+                    if whole is None:
+                        raise Inconsistent()
+                    return set_range(state, whole.base, whole.end, MEM_RESERVE, 0)
+                return set_range(state, start, end, MEM_RESERVE, 0)
+
+            self.change(manager, f, time_ns, tid, decommit)
         else:
-            end = manager.page_up(address + size)
-        self.timeline_row(
-            time_ns,
-            manager.vpid,
-            tid,
-            manager.manager_id,
-            "decommit",
-            owner.base if owner else 0,
-            start,
-            end - start,
-            **common,
-        )
-        self.change(
-            manager, f["seq"], time_ns, lambda state: _set_range(state, start, end, MEM_RESERVE, 0)
-        )
+            self.change(manager, f, time_ns, tid, lambda state: state)
 
     def on_virtual_protect(self, manager, f, time_ns, tid):
         address, size, protect = f["address"], f["size"], f["protect"]
-        start = manager.page_down(address)
-        end = manager.page_up(address + size)
+        start, end = manager.page_down(address), manager.page_up(address + size)
         owner = holding(manager.state, start) if manager.known else None
         if f["hr"] != S_OK:
-            if f["hr"] == ERROR_INVALID_ADDRESS_HR and owner is not None:
+            if f["hr"] == HR_INVALID_ADDRESS and owner is not None:
                 self.anomaly(
                     "protect_uncommitted",
+                    manager,
                     time_ns,
-                    manager.vpid,
                     tid,
-                    manager.manager_id,
                     address,
                     size,
-                    f"{protect_name(protect)} on pages that are not committed",
+                    f"protect of {size} bytes of uncommitted pages",
                 )
             return
         old = f["old_protect"]
         if old & 0xFF in WRITABLE_NOT_EXECUTABLE and protect & 0xFF in EXECUTABLE:
-            self.anomaly(
-                "w_to_x_flip",
-                time_ns,
-                manager.vpid,
-                tid,
-                manager.manager_id,
-                address,
-                size,
-                f"{protect_name(old)} -> {protect_name(protect)}",
-            )
-        self.timeline_row(
+            self.anomaly("w_to_x_flip", manager, time_ns, tid, address, size,
+                         f"{protect_name(old)} to {protect_name(protect)}")  # fmt: skip
+        self.row(
+            manager,
             time_ns,
-            manager.vpid,
             tid,
-            manager.manager_id,
             "protect",
-            owner.base if owner else 0,
+            owner and owner.base,
             start,
             end - start,
             protect=protect_name(protect),
             old_protect=protect_name(old),
-            hr="S_OK",
             seq=f["seq"],
         )
         self.change(
             manager,
-            f["seq"],
+            f,
             time_ns,
-            lambda state: _set_range(state, start, end, MEM_COMMIT, page_protect(protect)),
+            tid,
+            lambda state: set_range(state, start, end, MEM_COMMIT, protect & PAGE_BITS),
         )
 
-    def change(self, manager, seq, time_ns, apply):
-        """A successful change event numbered ``seq``; ``apply`` maps the old state to the new."""
-        last = manager.last_seq
-        manager.last_seq = seq
-        if last is not None and seq < last:
+    def change(self, manager, event, time_ns, tid, apply):
+        """A successful change ``event``; ``apply`` maps the old state to the new one."""
+        if not manager.known:
+            return
+        seq = event["seq"]
+        if seq < manager.seq:
             self.anomaly(
                 "seq_regression",
+                manager,
                 time_ns,
-                manager.vpid,
-                0,
-                manager.manager_id,
-                0,
-                0,
-                f"seq {seq} after {last}",
+                tid,
+                event["address"],
+                event["size"],
+                f"{event['_event']} seq {seq} after {manager.seq}",
             )
             self.make_unknown(manager, time_ns)
             return
-        if not manager.known:
+        if seq > manager.seq + 1:
+            self.make_unknown(manager, time_ns, heaps=True)
             return
-        if seq not in (manager.seq, manager.seq + 1):
+        try:
+            state = apply(manager.state)
+        except Inconsistent:
+            manager.flaws.add("a change the reconstructed state could not take")
             self.make_unknown(manager, time_ns)
             return
-        state = apply(manager.state) if apply else manager.state
         manager.seq = seq
         self.set_state(manager, state)
         manager.history[seq] = state
@@ -871,7 +880,7 @@ class Reconstruction:
 
     def set_state(self, manager, state):
         """Make ``state`` the manager's and update the byte figures."""
-        old = manager.figures
+        figures = manager.figures
         reserved = sum(r.end - r.base for r in state.values())
         committed = sum(r.committed() for r in state.values())
         by_protect = collections.Counter()
@@ -879,13 +888,13 @@ class Reconstruction:
             for run in reservation.runs:
                 if run[2] == MEM_COMMIT:
                     by_protect[protect_name(reservation.reported(run))] += run[1] - run[0]
-        self.totals.reserved += reserved - old.reserved
-        self.totals.committed += committed - old.committed
-        self.totals.live_regions += len(state) - old.live_regions
-        self.totals.by_protect.subtract(old.by_protect)
+        self.totals.reserved += reserved - figures.reserved
+        self.totals.committed += committed - figures.committed
+        self.totals.live_regions += len(state) - figures.live_regions
+        self.totals.by_protect.subtract(figures.by_protect)
         self.totals.by_protect.update(by_protect)
-        old.reserved, old.committed, old.live_regions = reserved, committed, len(state)
-        old.by_protect = by_protect
+        figures.reserved, figures.committed, figures.live_regions = reserved, committed, len(state)
+        figures.by_protect = by_protect
         if self.series:
             self.series.spans_update(manager, manager.state, state, self.now)
         manager.state = state
@@ -899,7 +908,10 @@ class Reconstruction:
         if not manager.known or f["seq_before"] > f["seq_after"]:
             self.unverifiable += 1
         elif f["seq_after"] > manager.seq:
-            manager.pending.append(query)
+            if len(manager.pending) >= MAX_WAITING:
+                self.unverifiable += 1
+            else:
+                manager.pending.append(query)
         else:
             self.evaluate(manager, query)
 
@@ -913,44 +925,56 @@ class Reconstruction:
         manager.pending = waiting
 
     def evaluate(self, manager, query):
-        states = [
-            manager.history.get(s) for s in range(query["seq_before"], query["seq_after"] + 1)
-        ]
-        if any(state is None for state in states):
+        seqs = range(query["seq_before"], query["seq_after"] + 1)
+        states = [manager.history.get(s) for s in seqs]
+        available = [s for s in states if s is not None]
+        if any(query_matches(manager, state, query) for state in available):
+            self.checked += 1
+            return
+        if len(available) < len(states):
             self.unverifiable += 1
             return
         self.checked += 1
-        if any(query_matches(manager, state, query) for state in states):
-            return
         self.mismatches += 1
-        self.add_detail(
-            self.mismatch_details,
-            {
-                "time_ns": query["time_ns"],
-                "vpid": manager.vpid,
-                "manager_id": manager.manager_id,
-                "address": query["address"],
-                "got": query_answer(query),
-                "expected": expected_answer(manager, states[-1], query),
-            },
-        )
+        newest = states[-1]
+        page = manager.page_down(query["address"])
+        owner = holding(newest, page)
+        overlaps = None
+        if owner is None:
+            begin, end = query["base"], query["base"] + query["region_size"]
+            overlapping = sorted(r.base for r in newest.values() if r.base < end and begin < r.end)
+            overlaps = overlapping[0] if overlapping else None
+        detail = {
+            "time_ns": query["time_ns"],
+            "vpid": manager.vpid,
+            "manager_id": manager.manager_id,
+            "address": query["address"],
+            "seq_before": query["seq_before"],
+            "seq_after": query["seq_after"],
+            "got": named_answer(query),
+            "expected": named_answer(owned_answer(owner, page)) if owner else None,
+        }
+        if owner is None:
+            detail["overlaps"] = overlaps
+        self.add_detail(self.mismatch_details, detail)
 
     # ---- heaps
 
     def on_malloc_create(self, manager, f, time_ns, tid):
-        if f["hr"] == S_OK:
+        if f["hr"] == S_OK and f["heap_id"]:
             heap = self.heap(manager, f["heap_id"], "malloc_create")
-            heap.known = True
             if manager.dump is not None:
-                manager.dump.created.add(f["heap_id"])
+                manager.dump.created.add(heap.heap_id)
 
     def on_malloc_alloc(self, manager, f, time_ns, tid):
         if f["hr"] != S_OK:
             return
         heap = self.heap(manager, f["heap_id"], "malloc_alloc")
-        block = Block(f["size"], f["file"], f["line"], level_name(f["level"]), tid, time_ns)
+        block = Block(f["size"], f["file"], f["line"])
         self.totals.allocs += 1
         manager.figures.allocs += 1
+        if f["ptr"] in heap.live:
+            manager.flaws.add(f"heap {heap.heap_id} handed out a live block")
         self.put_block(manager, heap, f["ptr"], block)
         if manager.dump is not None:
             manager.dump.touched[(heap.heap_id, f["ptr"])] = block
@@ -960,42 +984,38 @@ class Reconstruction:
         ptr = f["ptr"]
         if f["hr"] != S_OK:
             if ptr in heap.freed:
-                self.anomaly(
-                    "double_free",
-                    time_ns,
-                    manager.vpid,
-                    tid,
-                    manager.manager_id,
-                    ptr,
-                    0,
-                    f"heap {heap.heap_id}: block already freed",
-                )
+                self.anomaly("double_free", manager, time_ns, tid, ptr, 0,
+                             f"free of a block of heap {heap.heap_id} already freed")  # fmt: skip
             elif heap.known and ptr not in heap.live:
                 self.anomaly(
                     "free_unknown",
+                    manager,
                     time_ns,
-                    manager.vpid,
                     tid,
-                    manager.manager_id,
                     ptr,
                     0,
-                    f"heap {heap.heap_id}: pointer this heap never handed out",
+                    f"free of a pointer heap {heap.heap_id} never handed out",
                 )
+            return
+        if not ptr:
             return
         self.totals.frees += 1
         manager.figures.frees += 1
-        if ptr:
-            self.put_block(manager, heap, ptr, None)
-            heap.freed.add(ptr)
-            if manager.dump is not None:
-                manager.dump.touched[(heap.heap_id, ptr)] = None
+        if ptr not in heap.live and heap.known:
+            manager.flaws.add(f"heap {heap.heap_id} freed a block it did not hold")
+        self.put_block(manager, heap, ptr, None)
+        heap.freed.remember(ptr, len(heap.live))
+        if manager.dump is not None:
+            manager.dump.touched[(heap.heap_id, ptr)] = None
 
     def on_malloc_destroy(self, manager, f, time_ns, tid):
         heap = self.heap(manager, f["heap_id"], "malloc_destroy")
-        self.leak_heap(manager, heap)
+        self.drop_blocks(manager, heap)
+        heap.destroyed = True
+
+    def drop_blocks(self, manager, heap):
         for ptr in list(heap.live):
             self.put_block(manager, heap, ptr, None)
-        heap.destroyed = True
 
     def put_block(self, manager, heap, ptr, block):
         """Set (or, with None, remove) a live block and update the heap figures."""
@@ -1014,95 +1034,90 @@ class Reconstruction:
     # ---- state dumps
 
     def on_statedump_begin(self, manager, f, time_ns, tid):
+        if manager.dump is not None and not manager.dump.dropped:
+            manager.flaws.add("a state dump that never ended")
         if f["name"] and not manager.name:
             manager.name = f["name"]
-        manager.dump = Dump(f["seq"], time_ns)
+        manager.dump = Dump(tid, f["seq"])
+
+    def in_dump(self, manager):
+        """The dump the manager's dump events belong to, or None (flagged when missing)."""
+        if manager.dump is None:
+            manager.flaws.add("state dump events outside a dump")
+            return None
+        return None if manager.dump.dropped else manager.dump
 
     def on_statedump_region(self, manager, f, time_ns, tid):
-        if manager.dump is not None:
-            manager.dump.regions.append(dict(f, time_ns=time_ns, tid=tid))
+        seq = manager.dump.seq if manager.dump is not None else 0
+        self.row(manager, time_ns, tid, "statedump", f["allocation_base"], f["base"], f["size"],
+                 protect=protect_name(f["protect"]), hr="", seq=seq)  # fmt: skip
+        dump = self.in_dump(manager)
+        if dump is not None:
+            dump.regions.append(f)
+
+    def on_statedump_vas(self, manager, f, time_ns, tid):
+        self.in_dump(manager)
 
     def on_statedump_heap(self, manager, f, time_ns, tid):
-        if manager.dump is not None:
-            manager.dump.heaps[f["heap_id"]] = {}
+        dump = self.in_dump(manager)
+        if dump is not None:
+            dump.heaps[f["heap_id"]] = {}
 
     def on_statedump_block(self, manager, f, time_ns, tid):
-        if manager.dump is not None:
-            manager.dump.heaps.setdefault(f["heap_id"], {})[f["ptr"]] = f["size"]
+        dump = self.in_dump(manager)
+        if dump is not None:
+            dump.heaps.setdefault(f["heap_id"], {})[f["ptr"]] = f["size"]
 
     def on_statedump_end(self, manager, f, time_ns, tid):
-        dump = manager.dump
+        dump = self.in_dump(manager)
         manager.dump = None
         if dump is None:
             return
         seq = f["seq"]
         previous = manager.state
         state = {}
-        for region in dump.regions:
-            base = region["allocation_base"]
-            start, end = region["base"], region["base"] + region["size"]
-            if region["state"] == MEM_COMMIT:
-                run = (start, end, MEM_COMMIT, region["protect"] & ~CACHE_BITS)
-            else:
-                run = (start, end, MEM_RESERVE, 0)
-            reservation = state.get(base)
-            if reservation is None:
-                before = previous.get(base)
-                if before is not None:
-                    origin = (before.time_ns, before.tid, before.level)
+        for base in sorted({region["allocation_base"] for region in dump.regions}):
+            regions = [r for r in dump.regions if r["allocation_base"] == base]
+            end = max(r["base"] + r["size"] for r in regions)
+            aprot = regions[0]["allocation_protect"] & ~PAGE_TARGETS_INVALID
+            runs = ((base, end, MEM_RESERVE, 0),)
+            for region in regions:
+                if region["state"] == MEM_COMMIT:
+                    page = (MEM_COMMIT, region["protect"] & PAGE_BITS)
                 else:
-                    origin = (dump.time_ns, 0, "")
-                aprot = region["allocation_protect"] & ~PAGE_TARGETS_INVALID
-                reservation = Reservation(base, end, aprot, (), *origin)
-            reservation = reservation._replace(
-                end=max(reservation.end, end), runs=set_pages(reservation.runs, *run)
-            )
-            state[base] = reservation
-            self.timeline_row(
-                region["time_ns"],
-                manager.vpid,
-                region["tid"],
-                manager.manager_id,
-                "statedump",
-                base,
-                start,
-                end - start,
-                protect=protect_name(reservation.reported(run)),
-                seq=seq,
-            )
-        was_known = manager.known and manager.seq == seq
+                    page = (MEM_RESERVE, 0)
+                runs = set_pages(runs, region["base"], region["base"] + region["size"], *page)
+            before = previous.get(base)
+            if before is not None and (before.end, before.aprot) == (end, aprot):
+                origin = (before.time_ns, before.tid, before.level)
+            else:
+                origin = (time_ns, dump.tid, "")
+            state[base] = Reservation(base, end, aprot, runs, *origin)
         self.make_known(manager, time_ns)
-        manager.seq = manager.last_seq = seq
-        if not was_known:
-            manager.history = collections.OrderedDict()
+        manager.seq = seq
+        self.unverifiable += sum(1 for q in manager.pending if q["seq_after"] <= seq)
+        manager.pending = [q for q in manager.pending if q["seq_after"] > seq]
         self.set_state(manager, state)
-        manager.history[seq] = state
-        manager.history.move_to_end(seq)
+        manager.history = collections.OrderedDict([(seq, state)])
         self.dump_heaps(manager, dump)
-        self.run_pending(manager)
 
     def dump_heaps(self, manager, dump):
         for heap_id, heap in manager.heaps.items():
             if heap_id not in dump.heaps and heap_id not in dump.created and not heap.destroyed:
-                for ptr in list(heap.live):
-                    self.put_block(manager, heap, ptr, None)
+                self.drop_blocks(manager, heap)
                 heap.destroyed = True
         for heap_id, blocks in dump.heaps.items():
             heap = self.heap(manager, heap_id, "statedump_heap")
             live = {}
             for ptr, size in blocks.items():
                 old = heap.live.get(ptr)
-                if old is not None and old.size == size:
-                    live[ptr] = old
-                else:
-                    live[ptr] = Block(size, "", 0, "", 0, dump.time_ns)
+                live[ptr] = old if old is not None and old.size == size else Block(size, "", 0)
             for (touched_heap, ptr), block in dump.touched.items():
-                if touched_heap != heap_id:
-                    continue
-                if block is None:
-                    live.pop(ptr, None)
-                else:
-                    live[ptr] = block
+                if touched_heap == heap_id:
+                    if block is None:
+                        live.pop(ptr, None)
+                    else:
+                        live[ptr] = block
             for ptr in list(heap.live):
                 if ptr not in live:
                     self.put_block(manager, heap, ptr, None)
@@ -1110,30 +1125,6 @@ class Reconstruction:
                 self.put_block(manager, heap, ptr, block)
             heap.known = True
             heap.destroyed = False
-            if heap.seen_in_dump:
-                heap.ever_unknown = False
-                heap.seen_in_dump = False
-
-    # ---- leaks
-
-    def leak_region(self, manager, reservation):
-        self.leaked_regions.append(
-            {
-                "vpid": manager.vpid,
-                "manager_id": manager.manager_id,
-                "base": reservation.base,
-                "size": reservation.end - reservation.base,
-                "committed_bytes": reservation.committed(),
-                "allocation_protect": protect_name(reservation.aprot),
-                "time_ns": reservation.time_ns,
-                "tid": reservation.tid,
-                "level": reservation.level,
-            }
-        )
-
-    def leak_heap(self, manager, heap):
-        for block in heap.live.values():
-            self.leaked_blocks.append((manager.vpid, manager.manager_id, heap.heap_id, block))
 
     # ------------------------------------------------------------ end
 
@@ -1148,17 +1139,11 @@ class Reconstruction:
         for manager in self.managers.values():
             self.unverifiable += len(manager.pending)
             manager.pending = []
+            if manager.dump is not None and not manager.dump.dropped:
+                manager.flaws.add("a state dump that never ended")
             for window in manager.windows:
                 if window[1] is None:
                     window[1] = end
-        if self.stop_ns is None:
-            for manager in self.managers.values():
-                if manager.known and not manager.destroyed:
-                    for reservation in manager.state.values():
-                        self.leak_region(manager, reservation)
-                for heap in manager.heaps.values():
-                    if not heap.destroyed:
-                        self.leak_heap(manager, heap)
         if self.series:
             self.series.finish(self, end)
 
@@ -1166,16 +1151,21 @@ class Reconstruction:
 
     def incomplete_reasons(self):
         reasons = []
-        if self.discard_notices:
-            reasons.append(f"{self.discarded} events discarded by the tracer")
+        if self.lost_notices:
+            reasons.append(f"the tracer discarded {self.discarded} events")
+        if self.lost_packets:
+            reasons.append(f"the tracer discarded {self.lost_packets} packets")
+        if self.no_vpid:
+            reasons.append(f"{self.no_vpid} events without the vpid context")
+        if self.malformed:
+            reasons.append(f"{self.malformed} events ignored (no timestamp or missing members)")
         for (vpid, manager_id), manager in sorted(self.managers.items()):
             label = f"process {vpid} manager {manager_id}"
             if manager.windows:
                 reasons.append(f"{label}: state unknown during {len(manager.windows)} window(s)")
-            unknown = sorted(h.heap_id for h in manager.heaps.values() if h.ever_unknown)
-            if unknown:
-                reasons.append(f"{label}: contents of heap(s) {unknown} unknown")
-        return reasons
+            for flaw in sorted(manager.flaws):
+                reasons.append(f"{label}: {flaw}")
+        return reasons[: self.max_details]
 
     def summary_document(self):
         processes = []
@@ -1231,20 +1221,37 @@ class Reconstruction:
         }
 
     def regions_document(self):
-        regions = sorted(
-            self.leaked_regions,
-            key=lambda r: (-r["size"], r["vpid"], r["manager_id"], r["base"]),
+        regions = []
+        for (vpid, manager_id), manager in self.managers.items():
+            for reservation in manager.state.values():
+                regions.append(
+                    {
+                        "vpid": vpid,
+                        "manager_id": manager_id,
+                        "base": reservation.base,
+                        "size": reservation.end - reservation.base,
+                        "committed_bytes": reservation.committed(),
+                        "allocation_protect": protect_name(reservation.aprot),
+                        "time_ns": reservation.time_ns,
+                        "tid": reservation.tid,
+                        "level": reservation.level,
+                    }
+                )
+        regions.sort(
+            key=lambda r: (-r["size"], r["time_ns"], r["vpid"], r["manager_id"], r["base"])
         )
         return regions[: self.max_details]
 
     def blocks_document(self):
         groups = {}
-        for vpid, manager_id, heap_id, block in self.leaked_blocks:
-            key = (vpid, manager_id, heap_id, block.file, block.line)
-            group = groups.setdefault(key, [0, 0, 0])
-            group[0] += 1
-            group[1] += block.size
-            group[2] = max(group[2], block.size)
+        for (vpid, manager_id), manager in self.managers.items():
+            for heap_id, heap in manager.heaps.items():
+                for block in heap.live.values():
+                    key = (vpid, manager_id, heap_id, block.file, block.line)
+                    group = groups.setdefault(key, [0, 0, 0])
+                    group[0] += 1
+                    group[1] += block.size
+                    group[2] = max(group[2], block.size)
         rows = [
             {
                 "vpid": k[0],
@@ -1259,15 +1266,9 @@ class Reconstruction:
             for k, g in groups.items()
         ]
         rows.sort(
-            key=lambda r: (
-                -r["bytes"],
-                r["vpid"],
-                r["manager_id"],
-                r["heap_id"],
-                r["file"],
-                r["line"],
-            )
-        )
+            key=lambda r: (-r["bytes"], r["vpid"], r["manager_id"], r["heap_id"], r["file"],
+                           r["line"])
+        )  # fmt: skip
         return rows[: self.max_details]
 
     def map_document(self, at_ns):
@@ -1275,23 +1276,22 @@ class Reconstruction:
         for vpid in sorted({vpid for vpid, _ in self.managers}):
             managers = []
             for (p, manager_id), manager in sorted(self.managers.items()):
-                if p != vpid or manager.destroyed:
+                if p != vpid:
                     continue
                 regions = []
-                if manager.known:
-                    for base in sorted(manager.state):
-                        reservation = manager.state[base]
-                        for run in reservation.runs:
-                            regions.append(
-                                {
-                                    "base": run[0],
-                                    "allocation_base": base,
-                                    "size": run[1] - run[0],
-                                    "state": state_name(run[2]),
-                                    "protect": protect_name(reservation.reported(run)),
-                                    "allocation_protect": protect_name(reservation.aprot),
-                                }
-                            )
+                for base in sorted(manager.state):
+                    reservation = manager.state[base]
+                    for run in reservation.runs:
+                        regions.append(
+                            {
+                                "base": run[0],
+                                "allocation_base": base,
+                                "size": run[1] - run[0],
+                                "state": state_name(run[2]),
+                                "protect": protect_name(reservation.reported(run)),
+                                "allocation_protect": protect_name(reservation.aprot),
+                            }
+                        )
                 heaps = [
                     {
                         "heap_id": heap_id,
@@ -1310,31 +1310,18 @@ class Reconstruction:
                         "heaps": heaps,
                     }
                 )
-            if managers:
-                processes.append(
-                    {"vpid": vpid, "procname": self.procnames.get(vpid, ""), "managers": managers}
-                )
+            processes.append(
+                {"vpid": vpid, "procname": self.procnames.get(vpid, ""), "managers": managers}
+            )
         return {"format": "clrmemtrace-map", "version": 1, "at_ns": at_ns, "processes": processes}
 
 
-def _set_range(state, start, end, page_state, protect):
-    """``state`` with [start, end) of the reservation holding ``start`` set."""
-    owner = holding(state, start)
-    if owner is None:
-        return state
-    state = dict(state)
-    state[owner.base] = owner.with_pages(start, end, page_state, protect)
-    return state
-
-
 def _plain(field):
-    """A bt2 field as a Python int, str or float."""
+    """A bt2 field as a Python int or str."""
     import bt2
 
     if isinstance(field, bt2._StringFieldConst):
         return str(field)
-    if isinstance(field, bt2._RealFieldConst):
-        return float(field)
     return int(field)
 
 
@@ -1342,38 +1329,15 @@ def _context(context, name, default):
     if context is None or name not in context:
         return default
     value = context[name]
-    return str(value) if isinstance(default, str) else int(value)
+    return str(value) if name == "procname" else int(value)
 
 
 # ---------------------------------------------------------------- queries
 
 
-QUERY_FIELDS = (
-    "base",
-    "allocation_base",
-    "allocation_protect",
-    "region_size",
-    "state",
-    "protect",
-    "mem_type",
-)
-
-
-def query_answer(query):
-    """The seven MEMORY_BASIC_INFORMATION fields of a traced query, named."""
-    return {
-        "base": query["base"],
-        "allocation_base": query["allocation_base"],
-        "allocation_protect": protect_name(query["allocation_protect"]),
-        "region_size": query["region_size"],
-        "state": state_name(query["state"]),
-        "protect": protect_name(query["protect"]),
-        "mem_type": mem_type_name(query["mem_type"]),
-    }
-
-
-def owned_answer(reservation, run, page):
-    """What a query of ``page`` (in ``run`` of ``reservation``) must report, as integers."""
+def owned_answer(reservation, page):
+    """What a query of ``page`` (in ``reservation``) must report, as integers."""
+    run = reservation.run_at(page)
     return {
         "base": page,
         "allocation_base": reservation.base,
@@ -1385,30 +1349,27 @@ def owned_answer(reservation, run, page):
     }
 
 
+def named_answer(answer):
+    """The seven MEMORY_BASIC_INFORMATION fields, with names for protections and states."""
+    return {
+        "base": answer["base"],
+        "allocation_base": answer["allocation_base"],
+        "allocation_protect": protect_name(answer["allocation_protect"]),
+        "region_size": answer["region_size"],
+        "state": state_name(answer["state"]),
+        "protect": protect_name(answer["protect"]),
+        "mem_type": mem_type_name(answer["mem_type"]),
+    }
+
+
 def query_matches(manager, state, query):
     """Whether a query's answer is right for the manager's ``state``."""
     page = manager.page_down(query["address"])
     owner = holding(state, page)
     if owner is not None:
-        expected = owned_answer(owner, owner.run_at(page), page)
-        return all(query[k] == v for k, v in expected.items())
+        return all(query[k] == v for k, v in owned_answer(owner, page).items())
     begin, end = query["base"], query["base"] + query["region_size"]
     return not any(r.base < end and begin < r.end for r in state.values())
-
-
-def expected_answer(manager, state, query):
-    """The answer the last state of a query's range called for, named like ``query_answer``."""
-    page = manager.page_down(query["address"])
-    owner = holding(state, page)
-    if owner is None:
-        begin, end = query["base"], query["base"] + query["region_size"]
-        overlapping = sorted(r for r in state.values() if r.base < end and begin < r.end)
-        if not overlapping:
-            return {}
-        owner = overlapping[0]
-        page = owner.base
-    answer = owned_answer(owner, owner.run_at(page), page)
-    return query_answer(answer)
 
 
 # ---------------------------------------------------------------- latency
@@ -1453,7 +1414,7 @@ def latency_document(values):
         "p90_ns": percentile(0.90),
         "p99_ns": percentile(0.99),
         "max_ns": top,
-        "mean_ns": sum(values) / n,
+        "mean_ns": round(sum(values) / n, 3),
         "histogram": [[bucket_upper(i), counts[i]] for i in sorted(counts)],
     }
 
@@ -1461,36 +1422,60 @@ def latency_document(values):
 # ---------------------------------------------------------------- series
 
 
+class Counter:
+    """One counter's changes: ``(time, value before, value after)``, one per event."""
+
+    def __init__(self):
+        self.value = 0
+        self.changes = []
+
+    def set(self, time_ns, value):
+        if value != self.value:
+            self.changes.append((time_ns, self.value, value))
+            self.value = value
+
+    def samples(self, begin_ns, slice_ns):
+        """``[t, last]`` or ``[t, last, max]`` for each slice in which the value changed."""
+        slices = collections.OrderedDict()
+        for time_ns, before, after in self.changes:
+            index = (time_ns - begin_ns) // slice_ns
+            if index in slices:
+                _, _, top = slices[index]
+                slices[index] = (time_ns, after, max(top, after))
+            else:
+                slices[index] = (time_ns, after, max(before, after))
+        return [[t, last] if last == top else [t, last, top] for t, last, top in slices.values()]
+
+
+def slice_width(begin_ns, end_ns, points):
+    """The smallest power of two ``w`` with ``(end_ns - begin_ns) // w < points``."""
+    width = 1
+    while (end_ns - begin_ns) // width >= points:
+        width *= 2
+    return width
+
+
 class Series:
     """Counters over time and state spans, for the ``series`` and ``perfetto`` documents."""
 
-    def __init__(self, points):
+    def __init__(self, points, max_details):
         self.points = points
-        self.changes = collections.defaultdict(list)  # counter -> [(t, value)]
-        self.per_process = collections.defaultdict(list)  # (vpid, counter) -> [(t, value)]
-        self.notifications = []
+        self.max_details = max_details
+        self.totals = collections.defaultdict(Counter)  # name -> Counter
+        self.by_protect = collections.defaultdict(Counter)
+        self.per_process = collections.defaultdict(Counter)  # (vpid, name) -> Counter
         self.open_spans = {}  # (vpid, manager_id, start, end, state, protect) -> begin
         self.spans = []
-        self.reservations = {}  # (vpid, manager_id, base) -> [begin, end, size]
-        self.closed_reservations = []
-
-    def _record(self, changes, time_ns, value):
-        if changes and changes[-1][1] == value:
-            return
-        if changes and changes[-1][0] == time_ns:
-            changes[-1] = (time_ns, value)
-        else:
-            changes.append((time_ns, value))
+        self.open_reservations = {}  # (vpid, manager_id, base) -> (size, aprot name, begin)
+        self.reservations = []  # (vpid, manager_id, base, size, aprot name, begin, end)
 
     def sample(self, reconstruction, time_ns):
         totals = reconstruction.totals
-        self._record(self.changes["reserved_bytes"], time_ns, totals.reserved)
-        self._record(self.changes["committed_bytes"], time_ns, totals.committed)
-        self._record(self.changes["heap_live_bytes"], time_ns, totals.live_bytes)
-        for name in set(totals.by_protect) | {
-            k[len("protect:") :] for k in self.changes if k.startswith("protect:")
-        }:
-            self._record(self.changes["protect:" + name], time_ns, totals.by_protect[name])
+        self.totals["reserved_bytes"].set(time_ns, totals.reserved)
+        self.totals["committed_bytes"].set(time_ns, totals.committed)
+        self.totals["heap_live_bytes"].set(time_ns, totals.live_bytes)
+        for name in set(totals.by_protect) | set(self.by_protect):
+            self.by_protect[name].set(time_ns, totals.by_protect[name])
         per_vpid = collections.defaultdict(lambda: [0, 0, 0])
         for (vpid, _), manager in reconstruction.managers.items():
             figures = per_vpid[vpid]
@@ -1498,8 +1483,8 @@ class Series:
             figures[1] += manager.figures.committed
             figures[2] += manager.figures.live_bytes
         for vpid, figures in per_vpid.items():
-            for name, value in zip(("reserved", "committed", "heap live"), figures):
-                self._record(self.per_process[(vpid, name)], time_ns, value)
+            for name, value in zip(PERFETTO_COUNTERS, figures):
+                self.per_process[(vpid, name)].set(time_ns, value)
 
     def spans_update(self, manager, old, new, time_ns):
         def runs(state):
@@ -1510,50 +1495,32 @@ class Series:
             }
 
         before, after = runs(old), runs(new)
-        for key in before - after:
-            begin = self.open_spans.pop(key, time_ns)
-            self.spans.append((key, begin, time_ns))
-        for key in after - before:
+        for key in sorted(before - after):
+            self.spans.append((key, self.open_spans.pop(key), time_ns))
+        for key in sorted(after - before):
             self.open_spans[key] = time_ns
-        for base in set(old) - set(new):
+        for base in sorted(set(old) - set(new)):
             key = (manager.vpid, manager.manager_id, base)
-            if key in self.reservations:
-                self.closed_reservations.append((key, *self.reservations.pop(key), time_ns))
-        for base in set(new) - set(old):
+            self.reservations.append(key + self.open_reservations.pop(key) + (time_ns,))
+        for base in sorted(set(new) - set(old)):
             reservation = new[base]
-            size = reservation.end - reservation.base
-            self.reservations[(manager.vpid, manager.manager_id, base)] = [time_ns, size]
+            self.open_reservations[(manager.vpid, manager.manager_id, base)] = (
+                reservation.end - base,
+                protect_name(reservation.aprot),
+                time_ns,
+            )
 
     def finish(self, reconstruction, end_ns):
-        for key, begin in self.open_spans.items():
+        for key, begin in sorted(self.open_spans.items()):
             self.spans.append((key, begin, end_ns))
         self.open_spans = {}
-        for key, value in self.reservations.items():
-            self.closed_reservations.append((key, *value, end_ns))
-        self.reservations = {}
-
-    def downsample(self, changes, begin_ns, end_ns):
-        """At most ``points`` samples: ``[t, v]``, or ``[t, last, max]`` for a busy slice."""
-        if len(changes) <= self.points:
-            return [[t, v] for t, v in changes]
-        width = max(1, -(-(end_ns - begin_ns + 1) // self.points))
-        slices = collections.OrderedDict()
-        for t, v in changes:
-            index = (t - begin_ns) // width
-            last_t, _, top = slices.get(index, (t, v, v))
-            slices[index] = (t, v, max(top, v))
-        samples = []
-        for t, last, top in slices.values():
-            samples.append([t, last] if last == top else [t, last, top])
-        return samples
+        for key, opened in sorted(self.open_reservations.items()):
+            self.reservations.append(key + opened + (end_ns,))
+        self.open_reservations = {}
 
     def document(self, reconstruction):
         begin, end = reconstruction.begin_ns, reconstruction.end_ns
-        by_protect = {
-            name[len("protect:") :]: self.downsample(changes, begin, end)
-            for name, changes in sorted(self.changes.items())
-            if name.startswith("protect:")
-        }
+        width = slice_width(begin, end, self.points)
         spans = [
             {
                 "vpid": key[0],
@@ -1567,72 +1534,59 @@ class Series:
             }
             for key, b, e in self.spans
         ]
-        spans.sort(
-            key=lambda s: (
-                -s["size"] * (s["end_ns"] - s["begin_ns"]),
-                s["begin_ns"],
-                s["vpid"],
-                s["manager_id"],
-                s["base"],
-            )
-        )
+        spans.sort(key=lambda s: (-s["size"] * (s["end_ns"] - s["begin_ns"]), s["begin_ns"]))
         failures = [[f["time_ns"], f["event"], f["hr"]] for f in reconstruction.failures]
+        notifications = [[n["time_ns"], n["level"]] for n in reconstruction.notifications]
         return {
             "format": "clrmemtrace-series",
             "version": 1,
             "begin_ns": begin,
             "end_ns": end,
+            "slice_ns": width,
             "counters": {
-                "reserved_bytes": self.downsample(self.changes["reserved_bytes"], begin, end),
-                "committed_bytes": self.downsample(self.changes["committed_bytes"], begin, end),
-                "committed_by_protect": by_protect,
-                "heap_live_bytes": self.downsample(self.changes["heap_live_bytes"], begin, end),
+                "reserved_bytes": self.totals["reserved_bytes"].samples(begin, width),
+                "committed_bytes": self.totals["committed_bytes"].samples(begin, width),
+                "committed_by_protect": {
+                    name: counter.samples(begin, width)
+                    for name, counter in sorted(self.by_protect.items())
+                },
+                "heap_live_bytes": self.totals["heap_live_bytes"].samples(begin, width),
             },
-            "failures": failures[: self.points],
-            "notifications": self.notifications[: self.points],
+            "failures": failures[: self.max_details],
+            "notifications": notifications[: self.max_details],
             "spans": spans[: self.points],
         }
 
     def perfetto_document(self, reconstruction):
         begin, end = reconstruction.begin_ns, reconstruction.end_ns
+        width = slice_width(begin, end, self.points)
+
+        def ts(time_ns):
+            return round((time_ns - begin) / 1000.0, 3)
+
         events = []
         for vpid in sorted({vpid for vpid, _ in reconstruction.managers}):
             name = reconstruction.procnames.get(vpid, "") or str(vpid)
-            events.append(
-                {
-                    "ph": "M",
-                    "name": "process_name",
-                    "pid": vpid,
-                    "tid": vpid,
-                    "args": {"name": name},
-                }
-            )
-        for (vpid, counter), changes in sorted(self.per_process.items()):
-            for sample in self.downsample(changes, begin, end):
+            events.append({"name": "process_name", "ph": "M", "pid": vpid, "args": {"name": name}})
+        for (vpid, name), counter in sorted(self.per_process.items()):
+            for sample in counter.samples(begin, width):
                 events.append(
-                    {
-                        "name": f"{counter} bytes",
-                        "ph": "C",
-                        "ts": sample[0] / 1000.0,
-                        "pid": vpid,
-                        "args": {"value": sample[-1] if len(sample) == 3 else sample[1]},
-                    }
+                    {"name": name, "ph": "C", "ts": ts(sample[0]), "pid": vpid,
+                     "args": {"value": sample[1]}}  # fmt: skip
                 )
-        for (vpid, manager_id, base), b, size, e in sorted(
-            self.closed_reservations, key=lambda r: (r[1], r[0])
-        ):
-            common = {
-                "name": f"reservation 0x{base:x}",
-                "cat": "reservation",
-                "id": f"0x{base:x}",
-                "pid": vpid,
-                "tid": vpid,
-            }
-            events.append(
-                dict(common, ph="b", ts=b / 1000.0, args={"manager_id": manager_id, "size": size})
-            )
-            events.append(dict(common, ph="e", ts=e / 1000.0))
+        slices = []
+        for vpid, manager_id, base, size, aprot, b, e in self.reservations:
+            common = {"cat": "reservation", "name": "reservation", "id": f"0x{base:x}",
+                      "pid": vpid, "tid": vpid}  # fmt: skip
+            args = {"manager_id": manager_id, "size": size, "allocation_protect": aprot}
+            slices.append((b, 0, dict(common, ph="b", ts=ts(b), args=args)))
+            slices.append((e, 1, dict(common, ph="e", ts=ts(e))))
+        slices.sort(key=lambda s: s[:2])
+        return [event for _, _, event in slices] + events
         return events
+
+
+PERFETTO_COUNTERS = ("reserved_bytes", "committed_bytes", "heap_live_bytes")
 
 
 # ---------------------------------------------------------------- entry points
@@ -1653,9 +1607,9 @@ def timeline_rows(path):
     return Reconstruction().read(path).timeline
 
 
-def series(path, points=2000):
+def series(path, points=2000, max_details=1000):
     """The series document of the trace at ``path``."""
-    reconstruction = Reconstruction(series_points=points).read(path)
+    reconstruction = Reconstruction(max_details=max_details, series_points=points).read(path)
     return reconstruction.series.document(reconstruction)
 
 

@@ -52,7 +52,9 @@ def format_timeline(rows, first_ns):
                 row["tid"],
                 row["manager_id"],
                 row["op"],
-                format_address(row["allocation_base"]),
+                format_address(row["allocation_base"])
+                if row["allocation_base"] is not None
+                else "-",
                 format_address(row["address"]),
                 row["size"],
                 row["protect"] or "-",
