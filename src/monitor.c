@@ -138,32 +138,42 @@ static void *monitor_thread(void *arg)
 int clrmemtrace__monitor_start(struct hostmem *m)
 {
 	struct monitor *mon;
-	int err;
+	int err = 0;
 
-	if (__atomic_load_n(&m->monitor, __ATOMIC_ACQUIRE)) {
-		__atomic_add_fetch(&m->monitor->registrations, 1, __ATOMIC_RELEASE);
-		clrmemtrace__monitor_kick(m);
-		return 0;
+	/*
+	 * Under the manager's lock: registrations racing on other threads must
+	 * find the one monitor, not each start their own (the others would be
+	 * left running, never stopped, on a manager that is freed).
+	 */
+	clrmemtrace_mutex_lock(&m->lock);
+	mon = __atomic_load_n(&m->monitor, __ATOMIC_ACQUIRE);
+	if (mon) {
+		__atomic_add_fetch(&mon->registrations, 1, __ATOMIC_RELEASE);
+		clrmemtrace__pressure_kick(mon->pressure);
+		goto out;
 	}
 	mon = calloc(1, sizeof(*mon));
 	if (!mon) {
-		return ERROR_NOT_ENOUGH_MEMORY;
+		err = ERROR_NOT_ENOUGH_MEMORY;
+		goto out;
 	}
 	mon->m = m;
 	mon->registrations = 1;
 	err = clrmemtrace__pressure_open(&mon->pressure);
 	if (err) {
 		free(mon);
-		return err;
+		goto out;
 	}
 	err = clrmemtrace__thread_start(monitor_thread, mon, &mon->thread);
 	if (err) {
 		clrmemtrace__pressure_close(mon->pressure);
 		free(mon);
-		return err;
+		goto out;
 	}
 	__atomic_store_n(&m->monitor, mon, __ATOMIC_RELEASE);
-	return 0;
+out:
+	clrmemtrace_mutex_unlock(&m->lock);
+	return err;
 }
 
 void clrmemtrace__monitor_kick(struct hostmem *m)
