@@ -380,6 +380,15 @@ unsigned test_cb_wait(struct test_cb *cb, unsigned want, unsigned timeout_ms)
 	return n;
 }
 
+bool test_cb_next(struct test_cb *cb, unsigned timeout_ms, struct delivery *d)
+{
+	if (test_cb_wait(cb, cb->checked + 1, timeout_ms) <= cb->checked) {
+		return false;
+	}
+	*d = test_cb_get(cb, cb->checked++);
+	return true;
+}
+
 bool test_cb_wait_idle(struct test_cb *cb, unsigned timeout_ms)
 {
 	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;

@@ -126,6 +126,7 @@ struct test_cb {
 	pthread_mutex_t lock; /* guards log and count */
 	struct delivery log[MAX_DELIVERIES];
 	unsigned count;
+	unsigned checked;     /* deliveries a test has looked at so far (test_cb_next) */
 };
 
 void test_cb_init(struct test_cb *cb);
@@ -151,6 +152,12 @@ struct delivery test_cb_get(struct test_cb *cb, unsigned i);
  * released any more.
  */
 unsigned test_cb_wait(struct test_cb *cb, unsigned want, unsigned timeout_ms);
+
+/*
+ * The next delivery no check has looked at yet, waiting up to timeout_ms for
+ * it; false if none came.
+ */
+bool test_cb_next(struct test_cb *cb, unsigned timeout_ms, struct delivery *d);
 
 /* Waits up to timeout_ms until no call is inside OnMemoryNotification. */
 bool test_cb_wait_idle(struct test_cb *cb, unsigned timeout_ms);
