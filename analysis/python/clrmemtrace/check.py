@@ -8,11 +8,21 @@ checked), 1 when some do.
 import sys
 
 from clrmemtrace import tables
-from clrmemtrace.oracle import QUERY_FIELDS
 from clrmemtrace.summary import add_trace_argument, load_summary, warn_if_incomplete
 from clrmemtrace.timefmt import format_offset
 
 EXIT_MISMATCH = 1
+
+# The MEMORY_BASIC_INFORMATION fields a query answer is compared on.
+QUERY_FIELDS = (
+    "base",
+    "allocation_base",
+    "allocation_protect",
+    "region_size",
+    "state",
+    "protect",
+    "mem_type",
+)
 
 
 def register(subparsers):
