@@ -61,15 +61,30 @@ def format_check(summary):
         rows = []
         for mismatch in details:
             got, expected = mismatch["got"], mismatch["expected"]
+            head = [
+                format_offset(mismatch["time_ns"], summary["begin_ns"]),
+                mismatch["vpid"],
+                mismatch["manager_id"],
+                f"0x{mismatch['address']:x}",
+                f"{mismatch.get('seq_before', '?')}-{mismatch.get('seq_after', '?')}",
+            ]
+            if expected is None:
+                overlaps = mismatch.get("overlaps")
+                where = f"reservation 0x{overlaps:x}" if overlaps is not None else "a reservation"
+                rows.append(
+                    head
+                    + [
+                        "base+region_size",
+                        f"0x{got['base']:x}+0x{got['region_size']:x}",
+                        f"not owned: must not overlap {where}",
+                    ]
+                )
+                continue
             differing = [f for f in QUERY_FIELDS if got.get(f) != expected.get(f)] or ["-"]
             for number, field in enumerate(differing):
-                first = number == 0
                 rows.append(
-                    [
-                        format_offset(mismatch["time_ns"], summary["begin_ns"]) if first else "",
-                        mismatch["vpid"] if first else "",
-                        mismatch["manager_id"] if first else "",
-                        f"0x{mismatch['address']:x}" if first else "",
+                    (head if number == 0 else [""] * len(head))
+                    + [
                         field,
                         _value(got.get(field, "-")) if field != "-" else "-",
                         _value(expected.get(field, "-")) if field != "-" else "-",
@@ -78,9 +93,9 @@ def format_check(summary):
         out.append("\n")
         out.append(
             tables.table(
-                ["time (s)", "vpid", "mgr", "address", "field", "traced answer", "expected"],
+                ["time (s)", "vpid", "mgr", "address", "seq", "field", "traced answer", "expected"],
                 rows,
-                align=">>><<<<",
+                align=">>><<<<<",
             )
         )
         if len(details) < check["mismatches"]:

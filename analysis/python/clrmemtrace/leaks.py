@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """``clrmemtrace leaks TRACE [--json]``: what was never released or freed.
 
-Reservations never released (whether still mapped at the end of the trace or reclaimed
-when their manager went away) and heap blocks never freed, grouped by process, manager,
-heap and file:line, largest first.
+Reservations never released (still held at the end of the trace, those of a manager
+released while holding them included) and heap blocks never freed (blocks a heap's last
+Release gave back with the heap are not leaks), grouped by process, manager, heap and
+file:line, largest first.
 """
 
 import sys

@@ -63,8 +63,11 @@ def format_map(document, first_ns):
                 f"manager {manager['manager_id']}{name}\n"
             )
             if not manager["known"]:
-                out.append("  state unknown at that time (events lost, or no state dump yet)\n")
-            elif not manager["regions"]:
+                out.append(
+                    "  state unknown at that time (events lost, or no state dump yet); "
+                    "the regions below are the last known ones\n"
+                )
+            if not manager["regions"]:
                 out.append("  no reservation\n")
             else:
                 rows = [

@@ -109,9 +109,9 @@ def format_summary(document):
     out.append("\nMemory (all processes):\n")
     out.append(_peaks_table(virtual, malloc))
     out.append(
-        f"  {virtual['live_regions']} reservations live at the end; "
-        f"{malloc['heaps']} heaps, {malloc['allocs']} allocations, {malloc['frees']} frees, "
-        f"{malloc['live_blocks']} blocks live at the end\n"
+        f"  reservations live at the end: {virtual['live_regions']}; heaps: {malloc['heaps']}, "
+        f"allocations: {malloc['allocs']}, frees: {malloc['frees']}, "
+        f"blocks live at the end: {malloc['live_blocks']}\n"
     )
     if virtual["committed_by_protect"]:
         out.append("\nCommitted at the end, by protection:\n")
@@ -177,12 +177,12 @@ def format_summary(document):
                     f"for {format_duration(end_ns - begin_ns)}\n"
                 )
     calls = virtual["calls"]
-    if calls:
+    if any(calls.values()):
         out.append("\nCalls:\n")
         out.append(
             tables.table(
                 ["call", "count"],
-                [[name, count] for name, count in sorted(calls.items())],
+                [[name, count] for name, count in sorted(calls.items()) if count],
                 indent="  ",
             )
         )
