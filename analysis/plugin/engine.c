@@ -220,19 +220,19 @@ static void sites_fini(struct cmt_sites *s)
 
 /* ---------- Totals ---------- */
 
-void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, int64_t delta)
+void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta)
 {
 	struct cmt_process *p = m->proc;
 
 	if (delta == 0) {
 		return;
 	}
-	m->v.reserved += (uint64_t)delta;
+	m->v.reserved += delta;
 	if (m->v.reserved > m->v.peak_reserved) {
 		m->v.peak_reserved = m->v.reserved;
 	}
-	p->reserved += (uint64_t)delta;
-	e->reserved += (uint64_t)delta;
+	p->reserved += delta;
+	e->reserved += delta;
 	if (e->reserved > e->peak_reserved) {
 		e->peak_reserved = e->reserved;
 	}
@@ -245,13 +245,13 @@ void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, int64_t delta
 }
 
 static void manager_protect_add(struct cmt_engine *e, struct cmt_manager *m, uint32_t key,
-				int64_t delta)
+				uint64_t delta)
 {
 	uint32_t i;
 
 	for (i = 0; i < m->nby_protect; i++) {
 		if (m->by_protect[i].key == key) {
-			m->by_protect[i].bytes += (uint64_t)delta;
+			m->by_protect[i].bytes += delta;
 			return;
 		}
 	}
@@ -267,11 +267,11 @@ static void manager_protect_add(struct cmt_engine *e, struct cmt_manager *m, uin
 		m->cap_by_protect = cap;
 	}
 	m->by_protect[m->nby_protect].key = key;
-	m->by_protect[m->nby_protect].bytes = (uint64_t)delta;
+	m->by_protect[m->nby_protect].bytes = delta;
 	m->nby_protect++;
 }
 
-void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, int64_t delta)
+void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t delta)
 {
 	struct cmt_process *p = m->proc;
 
@@ -279,17 +279,17 @@ void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key
 		return;
 	}
 	key &= CMT_PROTECT_KEYS - 1;
-	m->v.committed += (uint64_t)delta;
+	m->v.committed += delta;
 	if (m->v.committed > m->v.peak_committed) {
 		m->v.peak_committed = m->v.committed;
 	}
 	manager_protect_add(e, m, key, delta);
-	p->committed += (uint64_t)delta;
-	e->committed += (uint64_t)delta;
+	p->committed += delta;
+	e->committed += delta;
 	if (e->committed > e->peak_committed) {
 		e->peak_committed = e->committed;
 	}
-	e->by_protect[key] += (uint64_t)delta;
+	e->by_protect[key] += delta;
 	if (e->series) {
 		struct cmt_series *s = e->series;
 
@@ -306,19 +306,19 @@ void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key
 	}
 }
 
-void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, int64_t delta)
+void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta)
 {
 	struct cmt_process *p = m->proc;
 
 	if (delta == 0) {
 		return;
 	}
-	m->h.live_bytes += (uint64_t)delta;
+	m->h.live_bytes += delta;
 	if (m->h.live_bytes > m->h.peak_live_bytes) {
 		m->h.peak_live_bytes = m->h.live_bytes;
 	}
-	p->heap_live += (uint64_t)delta;
-	e->heap_live += (uint64_t)delta;
+	p->heap_live += delta;
+	e->heap_live += delta;
 	if (e->heap_live > e->peak_heap_live) {
 		e->peak_heap_live = e->heap_live;
 	}
@@ -522,6 +522,23 @@ static void on_manager_create(struct cmt_engine *e, struct cmt_manager *m,
 	m->seq = 0;
 	m->floor = 0;
 	cmt_set_known(e, m, e->now);
+}
+
+/*
+ * The manager's last Release reports what the runtime left mapped: a known
+ * state that disagrees was rebuilt wrong.
+ */
+static void on_manager_destroy(struct cmt_manager *m, const struct cmt_event *ev)
+{
+	const uint64_t all = (UINT64_C(1) << CMT_F_REGIONS) | (UINT64_C(1) << CMT_F_RESERVED_BYTES) |
+			     (UINT64_C(1) << CMT_F_COMMITTED_BYTES);
+
+	m->destroyed = true;
+	if (m->known && !m->dump.active && (ev->present & all) == all &&
+	    (ev->f[CMT_F_REGIONS] != m->v.regions || ev->f[CMT_F_RESERVED_BYTES] != m->v.reserved ||
+	     ev->f[CMT_F_COMMITTED_BYTES] != m->v.committed)) {
+		m->reasons |= CMT_R_INCONSISTENT;
+	}
 }
 
 /* ---------- Calls ---------- */
@@ -747,7 +764,7 @@ void cmt_engine_event(struct cmt_engine *e, const struct cmt_event *ev)
 		on_manager_create(e, m, ev);
 		break;
 	case CMT_EV_MANAGER_DESTROY:
-		m->destroyed = true;
+		on_manager_destroy(m, ev);
 		break;
 	case CMT_EV_VIRTUAL_ALLOC:
 		cmt_vm_alloc(e, m, ev);

@@ -132,7 +132,7 @@ static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block
 	uint32_t was = block_state(b);
 
 	if (was == CMT_B_LIVE) {
-		cmt_add_heap_live(e, m, -(int64_t)b->size);
+		cmt_add_heap_live(e, m, 0 - b->size);
 		h->live_bytes -= b->size;
 	} else {
 		if (was == CMT_B_FREED) {
@@ -148,7 +148,7 @@ static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block
 	b->site = site;
 	block_set(b, CMT_B_LIVE, marks, gen);
 	h->live_bytes += size;
-	cmt_add_heap_live(e, m, (int64_t)size);
+	cmt_add_heap_live(e, m, size);
 }
 
 /* Makes b (new, live or freed) a freed entry. */
@@ -159,7 +159,7 @@ static void make_freed(struct cmt_engine *e, struct cmt_heap *h, struct cmt_bloc
 	uint32_t was = block_state(b);
 
 	if (was == CMT_B_LIVE) {
-		cmt_add_heap_live(e, m, -(int64_t)b->size);
+		cmt_add_heap_live(e, m, 0 - b->size);
 		h->live_bytes -= b->size;
 		h->live--;
 		h->freed++;
@@ -178,7 +178,7 @@ static void heap_clear(struct cmt_engine *e, struct cmt_heap *h)
 {
 	struct cmt_manager *m = h->m;
 
-	cmt_add_heap_live(e, m, -(int64_t)h->live_bytes);
+	cmt_add_heap_live(e, m, 0 - h->live_bytes);
 	m->h.live_blocks -= h->live;
 	e->live_blocks -= h->live;
 	h->live_bytes = 0;
@@ -363,9 +363,17 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		break;
 	case CMT_EV_MALLOC_DESTROY:
 		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], false);
-		if (h) {
-			destroy_heap(e, h);
+		if (!h) {
+			return;
 		}
+		/* What the heap still held when it went: a known heap must agree. */
+		if (h->known && !h->destroyed &&
+		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
+		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BYTES)) &&
+		    (ev->f[CMT_F_LIVE_BLOCKS] != h->live || ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
+			m->reasons |= CMT_R_HEAP_INCONSISTENT;
+		}
+		destroy_heap(e, h);
 		break;
 	case CMT_EV_STATEDUMP_HEAP:
 		if (!m->dump.active) {

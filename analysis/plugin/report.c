@@ -58,7 +58,9 @@ static void **sorted_values(struct cmt_engine *e, const struct cmt_map *m, size_
 			v[(*n)++] = m->slots[i].val;
 		}
 	}
-	qsort(v, *n, sizeof(*v), cmp);
+	if (*n > 1) {
+		qsort(v, *n, sizeof(*v), cmp);
+	}
 	return v;
 }
 
@@ -214,7 +216,9 @@ static void write_by_protect(struct cmt_out *o, struct protect_entry *v, size_t 
 	char buf[CMT_NAME_MAX];
 	size_t i;
 
-	qsort(v, n, sizeof(*v), protect_entry_cmp);
+	if (n > 1) {
+		qsort(v, n, sizeof(*v), protect_entry_cmp);
+	}
 	cmt_json_key(o, "committed_by_protect");
 	cmt_json_begin_object(o);
 	for (i = 0; i < n; i++) {
@@ -796,11 +800,11 @@ static void write_leaks(struct cmt_engine *e, struct cmt_process **procs, size_t
 		free(ms);
 	}
 	cmt_map_fini(&g.bysite);
-	if (regions) {
+	if (nregions > 1) {
 		qsort(regions, nregions, sizeof(*regions), leak_region_cmp);
 	}
 	sort_sites = &e->sites;
-	if (g.groups) {
+	if (g.n > 1) {
 		qsort(g.groups, g.n, sizeof(*g.groups), leak_group_cmp);
 	}
 	sort_sites = NULL;
@@ -1170,7 +1174,7 @@ void cmt_write_series(struct cmt_engine *e)
 	cmt_json_end_array(o);
 	cmt_json_newline(o);
 
-	if (s->spans) {
+	if (s->nspans > 1) {
 		qsort(s->spans, s->nspans, sizeof(*s->spans), span_rank_cmp);
 	}
 	cmt_json_key(o, "spans");

@@ -447,9 +447,10 @@ void cmt_anomaly(struct cmt_engine *e, enum cmt_anomaly_kind kind, struct cmt_ma
 	__attribute__((format(printf, 7, 8)));
 void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uint32_t reason);
 void cmt_set_known(struct cmt_engine *e, struct cmt_manager *m, int64_t t);
-void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, int64_t delta);
-void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, int64_t delta);
-void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, int64_t delta);
+/* Moves a total by delta, modulo 2^64: pass 0 - x to take x away. */
+void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta);
+void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t delta);
+void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta);
 uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line);
 
 /* vm.c */

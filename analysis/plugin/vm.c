@@ -153,7 +153,7 @@ static void account_committed(struct cmt_engine *e, struct cmt_manager *m,
 			uint64_t b = cmt_resv_bytes(r, r->runs[i].start, cmt_resv_run_end(r, i));
 
 			cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state),
-					  sign > 0 ? (int64_t)b : -(int64_t)b);
+					  sign > 0 ? b : 0 - b);
 		}
 	}
 }
@@ -192,7 +192,7 @@ static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager
 	}
 	m->v.regions++;
 	e->regions++;
-	cmt_add_reserved(e, m, (int64_t)(r->end - r->base));
+	cmt_add_reserved(e, m, r->end - r->base);
 	account_committed(e, m, r, 1);
 	cmt_map_remove(&m->released, r->base);
 	if (e->cfg.mode == CMT_MODE_PERFETTO) {
@@ -210,7 +210,7 @@ static struct cmt_resv *remove_region(struct cmt_engine *e, struct cmt_manager *
 	cmt_tree_remove(&m->tree, &reg->node);
 	m->v.regions--;
 	e->regions--;
-	cmt_add_reserved(e, m, -(int64_t)(r->end - r->base));
+	cmt_add_reserved(e, m, 0 - (r->end - r->base));
 	account_committed(e, m, r, -1);
 	e->span_m = m;
 	cmt_resv_end_all(r, e->now, e->sinkp);
@@ -275,13 +275,13 @@ static bool change_range(struct cmt_engine *e, struct cmt_manager *m, struct cmt
 			uint64_t s = old->runs[i].start, end = cmt_resv_run_end(old, i);
 
 			cmt_add_committed(e, m, cmt_protect_key(old, old->runs[i].state),
-					  -(int64_t)cmt_resv_bytes(old, s > first ? s : first,
-								   end < last ? end : last));
+					  0 - cmt_resv_bytes(old, s > first ? s : first,
+							     end < last ? end : last));
 		}
 	}
 	if (state & CMT_RUN_COMMITTED) {
 		cmt_add_committed(e, m, cmt_protect_key(old, state),
-				  (int64_t)cmt_resv_bytes(old, first, last));
+				  cmt_resv_bytes(old, first, last));
 	}
 	reg->cur = new;
 	history_push(e, m, seq, old, new, false);
