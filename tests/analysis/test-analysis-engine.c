@@ -680,6 +680,192 @@ static void test_names(void **state)
 	assert_int_equal(cmt_event_type_from_name("lttng_ust_statedump:start"), CMT_EV_FOREIGN);
 }
 
+
+/* ---------- Hostile input ---------- */
+
+static uint64_t fuzz_state = 88172645463325252ull;
+
+static uint64_t fuzz(void)
+{
+	fuzz_state ^= fuzz_state << 13;
+	fuzz_state ^= fuzz_state >> 7;
+	fuzz_state ^= fuzz_state << 17;
+	return fuzz_state;
+}
+
+static uint64_t pick(const uint64_t *v, size_t n)
+{
+	return v[fuzz() % n];
+}
+
+#define PICK(a) pick(a, sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Random events of every type with values chosen to collide: a few
+ * managers and heaps, addresses on and off reservations, sizes from 0 to
+ * 2^64 - 1, sequence numbers mostly right and sometimes not, failures,
+ * dumps cut short, discarded-events notices, events without vpid or time.
+ * The engine must neither crash nor leak (the ASan build checks), and its
+ * totals must stay consistent with its reservations.
+ */
+static void run_random(enum cmt_mode mode, unsigned int events)
+{
+	static const uint64_t addrs[] = { 0, BASE, BASE + PAGE, BASE + 3 * PAGE + 5, BASE + 0x10000,
+					  BASE + 0x20000, BASE + 0x30000 - 1, UINT64_MAX - 100,
+					  UINT64_MAX, 0x1000 };
+	static const uint64_t sizes[] = { 0, 1, PAGE, 3 * PAGE, 0x10000, 0x20000, UINT64_MAX,
+					  UINT64_C(1) << 63 };
+	static const uint64_t types[] = { CMT_MEM_RESERVE, CMT_MEM_COMMIT,
+					  CMT_MEM_RESERVE | CMT_MEM_COMMIT, CMT_MEM_RESET,
+					  CMT_MEM_DECOMMIT, CMT_MEM_RELEASE, 0, 0xffffffff };
+	static const uint64_t protects[] = { CMT_PAGE_READWRITE, CMT_PAGE_READONLY,
+					     CMT_PAGE_EXECUTE_READWRITE, CMT_PAGE_NOACCESS | 0x100,
+					     0x204, 0x404, 0, 0x7ff, 0xffffffff };
+	static const uint64_t hrs[] = { 0, 0, 0, 0, (uint64_t)(int64_t)CMT_HR_INVALID_ADDRESS,
+					(uint64_t)(int64_t)(int32_t)0x80131022u, 1 };
+	struct cmt_config cfg = { mode, 0, 7, 5 };
+	uint64_t seq[4] = { 0 };
+	struct cmt_engine *e;
+	struct cmt_out o;
+	char path[256];
+	unsigned int i;
+
+	cfg.at_ns = clock_ns + (int64_t)events * 5;
+	snprintf(path, sizeof(path), "/tmp/test-analysis-fuzz-%d.out", (int)getpid());
+	assert_int_equal(cmt_out_open(&o, path), 0);
+	e = cmt_engine_create(&cfg, &o);
+	assert_non_null(e);
+	for (i = 0; i < events; i++) {
+		enum cmt_ev_type type = (enum cmt_ev_type)(fuzz() % (CMT_EV_COUNT + 2));
+		uint64_t mgr = 1 + fuzz() % 3;
+		struct cmt_event ev;
+		unsigned int k;
+
+		if (type == CMT_EV_COUNT + 1) {
+			cmt_engine_discarded(e, fuzz() % 2, fuzz() % 2, fuzz() % 100, fuzz() % 2,
+					     clock_ns);
+			continue;
+		}
+		if (type == CMT_EV_COUNT) {
+			/* Allocation-heavy: reserve, commit or query the common addresses. */
+			static const enum cmt_ev_type common[] = { CMT_EV_VIRTUAL_ALLOC,
+								   CMT_EV_VIRTUAL_FREE,
+								   CMT_EV_VIRTUAL_QUERY,
+								   CMT_EV_MALLOC_ALLOC };
+
+			type = common[fuzz() % 4];
+		}
+		ev = make(type);
+		ev.f[CMT_F_MANAGER_ID] = mgr;
+		for (k = 0; k < CMT_F_COUNT; k++) {
+			ev.f[k] = fuzz() % 4 ? ev.f[k] : fuzz();
+		}
+		ev.f[CMT_F_MANAGER_ID] = mgr;
+		ev.f[CMT_F_ADDRESS] = PICK(addrs);
+		ev.f[CMT_F_RESULT] = fuzz() % 4 ? ev.f[CMT_F_ADDRESS] & ~UINT64_C(0xffff)
+						 : PICK(addrs);
+		if (ev.f[CMT_F_RESULT] == 0 && fuzz() % 2) {
+			ev.f[CMT_F_RESULT] = BASE + (fuzz() % 4) * 0x10000;
+		}
+		ev.f[CMT_F_SIZE] = PICK(sizes);
+		ev.f[CMT_F_TYPE] = PICK(types);
+		ev.f[CMT_F_PROTECT] = PICK(protects);
+		ev.f[CMT_F_OLD_PROTECT] = PICK(protects);
+		ev.f[CMT_F_HR] = PICK(hrs);
+		ev.f[CMT_F_PAGE_SIZE] = fuzz() % 8 ? PAGE : fuzz();
+		ev.f[CMT_F_HEAP_ID] = 100 + fuzz() % 3;
+		ev.f[CMT_F_PTR] = fuzz() % 8 ? 0x1000 * (fuzz() % 32) : fuzz();
+		ev.f[CMT_F_BASE] = PICK(addrs);
+		ev.f[CMT_F_ALLOCATION_BASE] = fuzz() % 2 ? ev.f[CMT_F_BASE] & ~UINT64_C(0xffff)
+							 : PICK(addrs);
+		ev.f[CMT_F_REGION_SIZE] = PICK(sizes);
+		ev.f[CMT_F_STATE] = fuzz() % 2 ? CMT_MEM_COMMIT : CMT_MEM_RESERVE;
+		ev.f[CMT_F_ALLOCATION_PROTECT] = PICK(protects);
+		ev.f[CMT_F_MEM_TYPE] = CMT_MEM_PRIVATE;
+		/* Sequence numbers: changes mostly take the next one, else the same or anything. */
+		switch (fuzz() % 16) {
+		case 0:
+			ev.f[CMT_F_SEQ] = fuzz() % 1000;
+			break;
+		case 1:
+		case 2:
+			ev.f[CMT_F_SEQ] = seq[mgr];
+			break;
+		default:
+			if (type == CMT_EV_VIRTUAL_ALLOC || type == CMT_EV_VIRTUAL_FREE ||
+			    type == CMT_EV_VIRTUAL_PROTECT) {
+				ev.f[CMT_F_SEQ] = ++seq[mgr];
+			} else {
+				ev.f[CMT_F_SEQ] = seq[mgr];
+			}
+			break;
+		}
+		ev.f[CMT_F_SEQ_AFTER] = fuzz() % 8 ? seq[mgr] : seq[mgr] + fuzz() % 3;
+		ev.f[CMT_F_SEQ_BEFORE] = fuzz() % 8 ? ev.f[CMT_F_SEQ_AFTER] - fuzz() % 3 : fuzz();
+		ev.f[CMT_F_LINE] = fuzz() % 4;
+		ev.s[CMT_S_FILE] = fuzz() % 2 ? "" : "file\"with\\odd\x01\xffname.c";
+		ev.s[CMT_S_NAME] = "m\n";
+		ev.s[CMT_S_REASON] = "r";
+		if (fuzz() % 64 == 0) {
+			ev.present &= ~(UINT64_C(1) << (fuzz() % CMT_F_COUNT));
+		}
+		if (fuzz() % 64 == 0) {
+			ev.has_vpid = false;
+		}
+		if (fuzz() % 128 == 0) {
+			ev.has_time = false;
+		}
+		if (type == CMT_EV_STATEDUMP_END || type == CMT_EV_STATEDUMP_BEGIN) {
+			seq[mgr] = ev.f[CMT_F_SEQ];
+		}
+		cmt_engine_event(e, &ev);
+		if (cmt_engine_done(e)) {
+			break;
+		}
+	}
+	cmt_engine_finish(e);
+	assert_false(cmt_engine_failed(e));
+	/* The totals are the sums over the reservations that remain. */
+	{
+		uint64_t reserved = 0, committed = 0, regions = 0;
+		uint32_t p, q;
+
+		for (p = 0; p < e->procs.cap; p++) {
+			struct cmt_process *proc = e->procs.slots[p].val;
+
+			for (q = 0; proc && q < proc->managers.cap; q++) {
+				struct cmt_manager *m = proc->managers.slots[q].val;
+				struct cmt_tnode *n;
+
+				for (n = m ? cmt_tree_first(&m->tree) : NULL; n; n = cmt_tree_next(n)) {
+					const struct cmt_resv *r =
+						container_of(n, struct cmt_region, node)->cur;
+
+					reserved += r->end - r->base;
+					committed += r->committed;
+					regions++;
+				}
+			}
+		}
+		assert_int_equal(reserved, e->reserved);
+		assert_int_equal(committed, e->committed);
+		assert_int_equal(regions, e->regions);
+	}
+	assert_int_equal(cmt_out_commit(&o), 0);
+	cmt_engine_destroy(e);
+	unlink(path);
+}
+
+static void test_random_events_every_mode(void **state)
+{
+	(void)state;
+	run_random(CMT_MODE_SUMMARY, 200000);
+	run_random(CMT_MODE_TIMELINE, 50000);
+	run_random(CMT_MODE_SERIES, 50000);
+	run_random(CMT_MODE_PERFETTO, 50000);
+	run_random(CMT_MODE_MAP, 50000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -694,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_discarded_then_dump),
 		cmocka_unit_test(test_output_escaping_and_atomic_write),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_random_events_every_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
