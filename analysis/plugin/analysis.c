@@ -83,7 +83,9 @@ static bt_value_map_foreach_entry_const_func_status check_entry(const char *key,
 		CMT_LOGE_APPEND_CAUSE(c->a, "Parameter `%s` must be an integer.", key);
 		c->ok = false;
 	}
-	return BT_VALUE_MAP_FOREACH_ENTRY_CONST_FUNC_STATUS_OK;
+	/* An error cause appended here must come with an error status. */
+	return c->ok ? BT_VALUE_MAP_FOREACH_ENTRY_CONST_FUNC_STATUS_OK
+		     : BT_VALUE_MAP_FOREACH_ENTRY_CONST_FUNC_STATUS_ERROR;
 }
 
 /* Reads integer parameter `key` into *out, within [min, max]; false on a bad value. */
