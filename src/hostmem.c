@@ -210,9 +210,14 @@ static void hostmem_destroy(struct hostmem *m)
 		struct vm_stats stats;
 		struct ctev_manager_destroy ev = { .manager_id = m->id };
 
-		clrmemtrace__vm_lock(m->vm);
-		clrmemtrace__vm_stats(m->vm, &stats);
-		clrmemtrace__vm_unlock(m->vm);
+		if (m->wrap) {
+			/* A decorator has no vm: what it saw reserved through it. */
+			clrmemtrace__vmwrap_stats(m->wrap, &stats);
+		} else {
+			clrmemtrace__vm_lock(m->vm);
+			clrmemtrace__vm_stats(m->vm, &stats);
+			clrmemtrace__vm_unlock(m->vm);
+		}
 		ev.regions = stats.regions;
 		ev.reserved_bytes = stats.reserved_bytes;
 		ev.committed_bytes = stats.committed_bytes;
