@@ -500,17 +500,21 @@ HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type
 
 HRESULT clrmemtrace__hostmalloc_wrap(struct hostmem *mgr, DWORD malloc_type, IHostMalloc **out)
 {
-	IHostMalloc *inner = NULL;
+	IHostMalloc *inner;
 	struct hostmalloc *h;
 	HRESULT hr;
 
-	hr = mgr->inner->lpVtbl->CreateMalloc(mgr->inner, malloc_type, out ? &inner : NULL);
-	if (hr != S_OK || !out) {
-		if (out) {
-			*out = inner;
-		}
+	/*
+	 * The caller's out-pointer goes to the inner manager as it came, so a
+	 * failure leaves it exactly as the inner manager did. Any success that
+	 * handed out a heap (S_FALSE too) is wrapped, or its calls would bypass
+	 * the decorator; a success without one has nothing to wrap.
+	 */
+	hr = mgr->inner->lpVtbl->CreateMalloc(mgr->inner, malloc_type, out);
+	if (FAILED(hr) || !out || !*out) {
 		return hr;
 	}
+	inner = *out;
 	h = calloc(1, sizeof(*h));
 	if (h) {
 		h->live = calloc(1, sizeof(*h->live));
@@ -537,5 +541,5 @@ HRESULT clrmemtrace__hostmalloc_wrap(struct hostmem *mgr, DWORD malloc_type, IHo
 	mgr->heaps = h;
 	clrmemtrace_mutex_unlock(&mgr->lock);
 	*out = &h->IHostMalloc_iface;
-	return S_OK;
+	return hr;
 }

@@ -291,7 +291,8 @@ static HRESULT STDMETHODCALLTYPE hostmem_CreateMalloc(IHostMemoryManager *iface,
 			.hr = hr,
 		};
 
-		if (hr == S_OK) {
+		/* A heap handed out is always ours (a decorator wraps the inner one). */
+		if (SUCCEEDED(hr) && ppMalloc && *ppMalloc) {
 			struct hostmalloc *h = container_of(*ppMalloc, struct hostmalloc,
 							    IHostMalloc_iface);
 

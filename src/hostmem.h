@@ -71,7 +71,8 @@ HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type
 
 /*
  * Decorating: forwards CreateMalloc to the inner manager and wraps the heap
- * it returns (*out is left as the inner manager left it when that fails).
+ * any success returns (*out is left as the inner manager left it when that
+ * fails or hands out no heap).
  */
 HRESULT clrmemtrace__hostmalloc_wrap(struct hostmem *mgr, DWORD malloc_type, IHostMalloc **out);
 
