@@ -92,7 +92,7 @@ def _log_tail(path):
 def _first_error(proc):
     """The line of an lttng command's output that says what went wrong."""
     lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:")]
+    errors = [line[len("Error:") :].strip() for line in lines if line.startswith("Error:")]
     if errors:
         return errors[0]
     return lines[-1] if lines else f"exit status {proc.returncode}"
@@ -130,7 +130,8 @@ class Lttng:
         except subprocess.TimeoutExpired:
             raise LttngError(f"lttng {args[0]} did not finish within {timeout} s") from None
         if check and proc.returncode != 0:
-            raise LttngError(f"lttng {' '.join(args)}: {_first_error(proc)}")
+            command = next((a for a in args if not a.startswith("-")), "")
+            raise LttngError(f"lttng {command}: {_first_error(proc)}")
         return proc
 
     def mi(self, *args, timeout=COMMAND_TIMEOUT):

@@ -38,7 +38,7 @@ REGISTER_TIMEOUT_MS = 10_000
 # Live mode: how often buffers are flushed to the relay daemon, and how long, after the
 # session ends, live viewers may take to read the rest before the relay daemon stops.
 LIVE_TIMER_US = 200_000
-LIVE_VIEWER_DRAIN_TIMEOUT = 10
+LIVE_VIEWER_DRAIN_TIMEOUT = 30
 
 # Exit statuses of a program that could not be run, as a shell reports them.
 EXIT_NOT_FOUND = 127
@@ -201,7 +201,7 @@ def _check_url(url):
 
 def _holds_trace(path):
     """Whether `path` holds a CTF trace (a metadata file) somewhere below it."""
-    return any(p.name == "metadata" and p.is_file() for p in path.rglob("metadata"))
+    return any(p.is_file() for p in path.rglob("metadata"))
 
 
 def _prepare_output(output, force):
@@ -420,11 +420,13 @@ class Recorder:
         """Prints where the trace is and what was lost (stdout)."""
         out = []
         if self.args.snapshot:
+            n = len(self.snapshots)
+            count = f"{n} snapshot{'' if n == 1 else 's'}"
             if self.output is not None:
-                out.append(f"Trace: {self.output} ({len(self.snapshots)} snapshots)")
+                out.append(f"Trace: {self.output} ({count})")
                 out += [f"Snapshot: {p}" for p in self.snapshots]
             else:
-                out.append(f"Trace: sent to {self.url} ({len(self.snapshots)} snapshots)")
+                out.append(f"Trace: sent to {self.url} ({count})")
         elif self.relayd is not None:
             out.append(f"Trace: {self.trace_path} (written by lttng-relayd)")
         elif self.url is not None:
