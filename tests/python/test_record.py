@@ -353,6 +353,16 @@ def test_program_that_cannot_run(build, tmp_path):
     assert not out.exists()
 
 
+def test_missing_lttng_tools(build, tmp_path):
+    env = record_env(build)
+    env["PATH"] = str(tmp_path)  # no lttng there
+    proc = record(build, "--", "true", env=env)
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == (
+        "clrmemtrace record: lttng not found: install the LTTng tools (Debian package lttng-tools)"
+    )
+
+
 def test_usage_errors(build, tmp_path):
     proc = record(build)
     assert proc.returncode == 2 and "no program to run" in proc.stderr
