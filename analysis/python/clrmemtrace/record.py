@@ -388,7 +388,7 @@ class Recorder:
             if self.program_ran and session.created:
                 self.losses = self._step("read the loss counters", session.losses)
             if self.args.snapshot and self.program_ran:
-                self.snapshot("at exit")
+                self._step("record the snapshot at exit", self.snapshot, "at exit")
             self._step("destroy the session", session.destroy)
         if self.relayd is not None:
             if self.relayd.live_viewers():
@@ -401,10 +401,12 @@ class Recorder:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _step(self, what, func):
+    def _step(self, what, func, *args):
+        # Any failure of one step is reported and the next steps still run: the session and
+        # the daemons must go whatever happened.
         try:
-            return func()
-        except lttng.LttngError as e:
+            return func(*args)
+        except Exception as e:
             self.errors.append(f"could not {what}: {e}")
             _say(f"could not {what}: {e}")
             return None
