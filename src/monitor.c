@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* How long a pressure stall keeps the level at Low: the trigger's window. */
-#define STALL_HOLD_NS 1000000000ull
+/* How long a pressure stall keeps the level at Low: the trigger's window (pressure.c). */
+#define STALL_HOLD_NS 2000000000ull
 
 struct monitor {
 	struct hostmem *m;

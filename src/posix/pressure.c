@@ -3,8 +3,8 @@
  * What the notification monitor waits on (monitor.h), on Linux:
  * - an eventfd, written when a budget crosses a threshold or the monitor
  *   must stop;
- * - a pressure-stall trigger (PSI): "some" memory stall of 150 ms within a
- *   1 s window, on the cgroup's memory.pressure when the process is in a
+ * - a pressure-stall trigger (PSI): "some" memory stall of 300 ms within a
+ *   2 s window, on the cgroup's memory.pressure when the process is in a
  *   cgroup v2 group that has one, else on /proc/pressure/memory;
  * - a timeout, for polling the memory load when no trigger can be set up
  *   (older kernels, no permission) and to re-evaluate after a stall.
@@ -61,7 +61,12 @@ static bool cgroup_pressure_path(char *path, size_t len)
 
 static int psi_trigger(const char *path)
 {
-	static const char trigger[] = "some 150000 1000000";
+	/*
+	 * 15 % of a 2 s window: without CAP_SYS_RESOURCE (Linux 6.4+ lets any
+	 * process set triggers) the kernel takes only windows in multiples of
+	 * 2 s, and refuses a 1 s one with EINVAL.
+	 */
+	static const char trigger[] = "some 300000 2000000";
 	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0) {
