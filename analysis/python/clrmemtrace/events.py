@@ -51,3 +51,24 @@ def qualified(names):
 def record_names():
     """What `clrmemtrace record` enables: every event, and the state-dump request."""
     return qualified(EVENTS + (STATEDUMP_REQUEST,))
+
+
+# The interposer's provider (tracepoints/clrmemtrace_os_tp.h): the mmap family of a program
+# traced unmodified, recorded by `clrmemtrace record --preload`.
+OS_PROVIDER = "clrmemtrace_os"
+OS_EVENTS = (
+    "mmap",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "posix_madvise",
+    "mremap",
+    "maps_begin",
+    "maps_mapping",
+    "maps_end",
+)
+
+
+def os_record_names():
+    """What `clrmemtrace record --preload` enables on top of record_names()."""
+    return [f"{OS_PROVIDER}:{name}" for name in OS_EVENTS]

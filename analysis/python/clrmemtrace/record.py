@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clrmemtrace import events, lttng
+from clrmemtrace import events, lttng, paths
 from clrmemtrace.cli import EXIT_ERROR, EXIT_USAGE, UserError
 
 CHANNEL = "clrmemtrace"
@@ -99,6 +99,13 @@ def register(subparsers):
         action="store_true",
         help="stream to a relay daemon (one started on free loopback ports, unless --url) "
         "for live viewing with babeltrace2 --input-format=lttng-live",
+    )
+    mode.add_argument(
+        "--preload",
+        action="store_true",
+        help="also record PROGRAM's own mmap, munmap, mprotect, madvise and mremap calls "
+        "(and its children's) through the LD_PRELOAD interposer, for runtimes that take "
+        "memory from the OS directly, such as Mono",
     )
     mode.add_argument(
         "--url",
@@ -264,11 +271,15 @@ class Recorder:
         self.losses = None
         self.program_ran = False
         self.errors = []
+        self.preload = None
 
     # ---------- set-up ----------
 
     def setup(self):
         args = self.args
+        if args.preload:
+            self.preload = paths.preload_library()
+            _say(f"interposing the mmap family with {self.preload}")
         self.scratch = Path(tempfile.mkdtemp(prefix="clrmemtrace-record-"))
         if args.url is None:
             self.output, self.created_output = _prepare_output(args.output, args.force)
@@ -308,6 +319,8 @@ class Recorder:
             blocking_timeout=None if args.snapshot else args.blocking_timeout,
         )
         self.session.enable_events(CHANNEL, events.record_names())
+        if args.preload:
+            self.session.enable_events(CHANNEL, events.os_record_names())
         self.session.add_contexts(CHANNEL, events.CONTEXTS)
         self.session.start()
         where = self.url if self.url else str(self.output)
@@ -324,6 +337,9 @@ class Recorder:
 
     def _program_env(self):
         env = dict(os.environ)
+        if self.args.preload:
+            # Inherited by the program's children, which are traced as well.
+            env["LD_PRELOAD"] = " ".join(p for p in (self.preload, env.get("LD_PRELOAD")) if p)
         env["LTTNG_UST_REGISTER_TIMEOUT"] = str(REGISTER_TIMEOUT_MS)
         if self.args.blocking_timeout != "0":
             env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
