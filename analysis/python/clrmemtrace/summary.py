@@ -208,7 +208,7 @@ def format_summary(document):
     )
     counts = document["anomaly_counts"]
     total = sum(counts.values())
-    listed = ", ".join(f"{kind} {n}" for kind, n in counts.items() if n)
+    listed = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()) if n)
     out.append(f"Anomalies: {total}" + (f" ({listed})" if listed else "") + "\n")
     leaks = document["leaks"]
     out.append(
