@@ -387,11 +387,20 @@ void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uin
 	}
 }
 
+void cmt_expose(struct cmt_engine *e, struct cmt_manager *m)
+{
+	if (!m->exposed) {
+		m->exposed = true;
+		m->exposed_next = e->exposed;
+		e->exposed = m;
+	}
+}
+
 void cmt_set_known(struct cmt_engine *e, struct cmt_manager *m, int64_t t)
 {
-	(void)e;
 	m->known = true;
 	close_window(m, t);
+	cmt_expose(e, m);
 }
 
 /* ---------- Processes and managers ---------- */
@@ -811,7 +820,7 @@ void cmt_engine_discarded(struct cmt_engine *e, bool packets, bool has_count, ui
 			  bool has_time, int64_t begin_ns)
 {
 	int64_t t = has_time ? begin_ns : (e->have_time ? e->end_ns : 0);
-	uint32_t i, j;
+	struct cmt_manager *m, *next;
 
 	if (e->done) {
 		return;
@@ -826,20 +835,19 @@ void cmt_engine_discarded(struct cmt_engine *e, bool packets, bool has_count, ui
 			e->discarded_uncounted++;
 		}
 	}
-	for (i = 0; i < e->procs.cap; i++) {
-		struct cmt_process *p = e->procs.slots[i].val;
-
-		if (!p) {
-			continue;
-		}
-		for (j = 0; j < p->managers.cap; j++) {
-			struct cmt_manager *m = p->managers.slots[j].val;
-
-			if (m) {
-				cmt_set_unknown(e, m, t, CMT_R_DISCARDED);
-			}
-		}
+	/*
+	 * Only managers with something known can lose it: the others are
+	 * already unknown and incomplete. Each is on the list once until a
+	 * notice empties it, so a notice costs what the events since the last
+	 * one made known.
+	 */
+	for (m = e->exposed; m; m = next) {
+		next = m->exposed_next;
+		m->exposed = false;
+		m->exposed_next = NULL;
+		cmt_set_unknown(e, m, t, CMT_R_DISCARDED);
 	}
+	e->exposed = NULL;
 }
 
 void cmt_engine_finish(struct cmt_engine *e)

@@ -34,6 +34,36 @@ static void block_set(struct cmt_block *b, uint32_t state, uint32_t marks, uint3
 	b->meta = state | marks | ((gen & GEN_MASK) << CMT_B_GEN_SHIFT);
 }
 
+static bool heap_known(const struct cmt_heap *h)
+{
+	return h->known && h->known_epoch == h->m->heap_epoch;
+}
+
+static void set_heap_known(struct cmt_engine *e, struct cmt_heap *h)
+{
+	h->known = true;
+	h->known_epoch = h->m->heap_epoch;
+	cmt_expose(e, h->m);
+}
+
+/* Whether b is a live block listed or touched during the manager's current dump. */
+static bool is_marked(const struct cmt_heap *h, const struct cmt_block *b)
+{
+	return block_state(b) == CMT_B_LIVE && (b->meta & (CMT_B_TOUCHED | CMT_B_CONFIRMED)) &&
+	       block_gen(b) == (h->m->dump_gen & GEN_MASK);
+}
+
+/* Keeps marked_live counting the marked live blocks of the current dump. */
+static void count_marked(struct cmt_heap *h, bool before, bool after)
+{
+	if (h->marked_gen != h->m->dump_gen) {
+		h->marked_gen = h->m->dump_gen;
+		h->marked_live = 0;
+		before = false;
+	}
+	h->marked_live = h->marked_live + after - before;
+}
+
 static uint32_t slot_of(const struct cmt_heap *h, uint64_t ptr)
 {
 	return cmt_hash64(ptr, h->cap);
@@ -87,6 +117,17 @@ static int rebuild(struct cmt_heap *h, uint32_t cap, bool live_only)
 	return 0;
 }
 
+/* Forgets the freed entries, in a table sized for the live ones. */
+static int purge_freed(struct cmt_heap *h)
+{
+	uint32_t cap = h->cap;
+
+	while (cap > 16 && (uint64_t)h->live * 10 < (uint64_t)(cap / 2) * 3) {
+		cap /= 2;
+	}
+	return rebuild(h, cap, true);
+}
+
 /* The entry of ptr, made (empty, meta 0) if absent; NULL without memory. */
 static struct cmt_block *find_or_add(struct cmt_engine *e, struct cmt_heap *h, uint64_t ptr)
 {
@@ -96,16 +137,10 @@ static struct cmt_block *find_or_add(struct cmt_engine *e, struct cmt_heap *h, u
 	if (b) {
 		return b;
 	}
-	if (h->freed > CMT_FREED_MEMORY && h->freed > 2 * (uint64_t)h->live) {
-		uint32_t cap = h->cap;
-
-		while (cap > 16 && (uint64_t)h->live * 10 < (uint64_t)(cap / 2) * 3) {
-			cap /= 2;
-		}
-		if (rebuild(h, cap, true) != 0) {
-			cmt_fail(e);
-			return NULL;
-		}
+	if (h->freed > CMT_FREED_MEMORY && h->freed > 2 * (uint64_t)h->live &&
+	    purge_freed(h) != 0) {
+		cmt_fail(e);
+		return NULL;
 	}
 	if ((uint64_t)(h->used + 1) * 10 > (uint64_t)h->cap * 7) {
 		uint32_t cap = h->cap ? h->cap * 2 : 16;
@@ -130,6 +165,7 @@ static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block
 {
 	struct cmt_manager *m = h->m;
 	uint32_t was = block_state(b);
+	bool marked = is_marked(h, b);
 
 	if (was == CMT_B_LIVE) {
 		cmt_add_heap_live(e, m, 0 - b->size);
@@ -147,6 +183,7 @@ static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block
 	b->size = size;
 	b->site = site;
 	block_set(b, CMT_B_LIVE, marks, gen);
+	count_marked(h, marked, is_marked(h, b));
 	h->live_bytes += size;
 	cmt_add_heap_live(e, m, size);
 }
@@ -158,6 +195,7 @@ static void make_freed(struct cmt_engine *e, struct cmt_heap *h, struct cmt_bloc
 	struct cmt_manager *m = h->m;
 	uint32_t was = block_state(b);
 
+	count_marked(h, is_marked(h, b), false);
 	if (was == CMT_B_LIVE) {
 		cmt_add_heap_live(e, m, 0 - b->size);
 		h->live_bytes -= b->size;
@@ -183,6 +221,7 @@ static void heap_clear(struct cmt_engine *e, struct cmt_heap *h)
 	e->live_blocks -= h->live;
 	h->live_bytes = 0;
 	h->live = h->used = h->freed = 0;
+	h->marked_live = 0;
 	free(h->tab);
 	h->tab = NULL;
 	h->cap = 0;
@@ -205,7 +244,6 @@ static struct cmt_heap *get_heap(struct cmt_engine *e, struct cmt_manager *m, ui
 		}
 		h->id = id;
 		h->m = m;
-		h->known = known;
 		if (cmt_map_put(&m->heaps, id, h) != 0) {
 			free(h);
 			cmt_fail(e);
@@ -213,7 +251,9 @@ static struct cmt_heap *get_heap(struct cmt_engine *e, struct cmt_manager *m, ui
 		}
 		m->h.heaps++;
 		e->heaps++;
-		if (!known) {
+		if (known) {
+			set_heap_known(e, h);
+		} else {
 			m->reasons |= CMT_R_HEAP_UNKNOWN;
 		}
 	}
@@ -237,18 +277,13 @@ static void on_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct c
 	if (!h) {
 		return;
 	}
-	if (h->destroyed) {
-		h->destroyed = false;
-		h->known = false;
-		m->reasons |= CMT_R_HEAP_UNKNOWN;
-	}
 	site = cmt_site_intern(e, (ev->spresent & (1u << CMT_S_FILE)) ? ev->s[CMT_S_FILE] : "",
 			       (int64_t)ev->f[CMT_F_LINE]);
 	b = find_or_add(e, h, ptr);
 	if (!b) {
 		return;
 	}
-	if (block_state(b) == CMT_B_LIVE && h->known) {
+	if (block_state(b) == CMT_B_LIVE && heap_known(h)) {
 		/* Handed out twice without a free between: the state missed an event. */
 		m->reasons |= CMT_R_HEAP_INCONSISTENT;
 	}
@@ -278,7 +313,7 @@ static void on_free(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 			cmt_anomaly(e, CMT_A_DOUBLE_FREE, m, ev, ptr, 0,
 				    "free of a block of heap %llu already freed",
 				    (unsigned long long)h->id);
-		} else if (!b && h->known) {
+		} else if (!b && heap_known(h)) {
 			cmt_anomaly(e, CMT_A_FREE_UNKNOWN, m, ev, ptr, 0,
 				    "free of a pointer heap %llu never handed out",
 				    (unsigned long long)h->id);
@@ -295,7 +330,7 @@ static void on_free(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 	if (!b) {
 		return;
 	}
-	if (block_state(b) != CMT_B_LIVE && h->known && !m->dump.active) {
+	if (block_state(b) != CMT_B_LIVE && heap_known(h) && !m->dump.active) {
 		m->reasons |= CMT_R_HEAP_INCONSISTENT;
 	}
 	if (m->dump.active) {
@@ -305,10 +340,17 @@ static void on_free(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 	make_freed(e, h, b, marks, gen);
 }
 
+/* The heap went away with its blocks: they are not leaks, and it is forgotten. */
 static void destroy_heap(struct cmt_engine *e, struct cmt_heap *h)
 {
+	struct cmt_manager *m = h->m;
+
 	heap_clear(e, h);
-	h->destroyed = true;
+	cmt_map_remove(&m->heaps, h->id);
+	if (m->last_heap == h) {
+		m->last_heap = NULL;
+	}
+	free(h);
 }
 
 static void on_dump_block(struct cmt_engine *e, struct cmt_manager *m,
@@ -350,9 +392,8 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 			return;
 		}
 		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
-		if (h && h->destroyed) {
-			h->destroyed = false;
-			h->known = true;
+		if (h && !heap_known(h)) {
+			set_heap_known(e, h);
 		}
 		break;
 	case CMT_EV_MALLOC_ALLOC:
@@ -367,7 +408,7 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 			return;
 		}
 		/* What the heap still held when it went: a known heap must agree. */
-		if (h->known && !h->destroyed &&
+		if (heap_known(h) &&
 		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
 		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BYTES)) &&
 		    (ev->f[CMT_F_LIVE_BLOCKS] != h->live || ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
@@ -382,7 +423,6 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		}
 		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
 		if (h) {
-			h->destroyed = false;
 			h->dump_gen = m->dump_gen;
 		}
 		break;
@@ -394,59 +434,89 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 	}
 }
 
+/* Drops the live blocks of h the current dump neither listed nor saw touched. */
+static void sweep(struct cmt_engine *e, struct cmt_heap *h)
+{
+	uint32_t j;
+
+	if (h->marked_gen == h->m->dump_gen && h->marked_live == h->live) {
+		return;
+	}
+	/* The sweep reads the whole table: keep it to about the live blocks. */
+	if (h->freed > 2 * (uint64_t)h->live + 64 && purge_freed(h) != 0) {
+		cmt_fail(e);
+		return;
+	}
+	for (j = 0; j < h->cap; j++) {
+		struct cmt_block *b = &h->tab[j];
+
+		if (block_state(b) == CMT_B_LIVE && !is_marked(h, b)) {
+			make_freed(e, h, b, 0, 0);
+		}
+	}
+}
+
+/* The heaps of m in an array (the map cannot change while its slots are read). */
+static struct cmt_heap **heap_list(struct cmt_engine *e, struct cmt_manager *m, uint32_t *n)
+{
+	struct cmt_heap **v;
+	uint32_t i;
+
+	*n = 0;
+	if (!m->heaps.count) {
+		return NULL;
+	}
+	v = malloc(m->heaps.count * sizeof(*v));
+	if (!v) {
+		cmt_fail(e);
+		return NULL;
+	}
+	for (i = 0; i < m->heaps.cap; i++) {
+		if (m->heaps.slots[i].val) {
+			v[(*n)++] = m->heaps.slots[i].val;
+		}
+	}
+	return v;
+}
+
 void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
 {
-	uint32_t gen = m->dump_gen & GEN_MASK, i, j;
+	struct cmt_heap **v;
+	uint32_t i, n;
 
-	for (i = 0; i < m->heaps.cap; i++) {
-		struct cmt_heap *h = m->heaps.slots[i].val;
+	v = heap_list(e, m, &n);
+	for (i = 0; i < n; i++) {
+		struct cmt_heap *h = v[i];
 
-		if (!h) {
-			continue;
-		}
 		if (h->dump_gen != m->dump_gen) {
-			if (!h->destroyed) {
-				destroy_heap(e, h);
-			}
+			/* Not listed: destroyed while its events were not seen. */
+			destroy_heap(e, h);
 			continue;
 		}
-		for (j = 0; j < h->cap; j++) {
-			struct cmt_block *b = &h->tab[j];
-
-			if (block_state(b) == CMT_B_LIVE &&
-			    !(block_gen(b) == gen && (b->meta & (CMT_B_TOUCHED | CMT_B_CONFIRMED)))) {
-				make_freed(e, h, b, 0, 0);
-			}
-		}
-		h->known = true;
+		sweep(e, h);
+		set_heap_known(e, h);
 	}
+	free(v);
 }
 
 void cmt_heap_mark_unknown(struct cmt_manager *m)
 {
-	uint32_t i;
-
-	for (i = 0; i < m->heaps.cap; i++) {
-		struct cmt_heap *h = m->heaps.slots[i].val;
-
-		if (h && !h->destroyed) {
-			h->known = false;
-			m->reasons |= CMT_R_HEAP_UNKNOWN;
-		}
+	m->heap_epoch++;
+	if (m->heaps.count) {
+		m->reasons |= CMT_R_HEAP_UNKNOWN;
 	}
 }
 
 void cmt_heap_destroy_all(struct cmt_engine *e, struct cmt_manager *m)
 {
-	uint32_t i;
+	struct cmt_heap **v;
+	uint32_t i, n;
 
-	for (i = 0; i < m->heaps.cap; i++) {
-		struct cmt_heap *h = m->heaps.slots[i].val;
-
-		if (h && !h->destroyed) {
-			destroy_heap(e, h);
-		}
+	v = heap_list(e, m, &n);
+	for (i = 0; i < n; i++) {
+		destroy_heap(e, v[i]);
 	}
+	free(v);
 }
 
 void cmt_heap_fini(struct cmt_manager *m)

@@ -786,7 +786,7 @@ static void write_leaks(struct cmt_engine *e, struct cmt_process **procs, size_t
 			}
 			hs = sorted_heaps(m, &nh);
 			for (k = 0; k < nh; k++) {
-				if (hs[k]->destroyed || !hs[k]->live) {
+				if (!hs[k]->live) {
 					continue;
 				}
 				g.vpid = procs[i]->vpid;
@@ -1014,9 +1014,6 @@ void cmt_write_map(struct cmt_engine *e)
 			cmt_json_begin_array(o);
 			hs = sorted_heaps(m, &nh);
 			for (k = 0; k < nh; k++) {
-				if (hs[k]->destroyed) {
-					continue;
-				}
 				cmt_json_begin_object(o);
 				key_u64(o, "heap_id", hs[k]->id);
 				key_u64(o, "live_blocks", hs[k]->live);

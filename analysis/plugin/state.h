@@ -204,9 +204,11 @@ struct cmt_heap {
 	uint32_t live;
 	uint32_t freed;
 	uint64_t live_bytes;
-	uint32_t dump_gen;
+	uint32_t dump_gen;   /* the manager's dump that last listed it */
+	uint32_t known_epoch; /* contents known while this is the manager's heap_epoch */
+	uint32_t marked_gen;  /* the dump generation marked_live counts for */
+	uint32_t marked_live; /* live blocks listed or touched during that dump */
 	bool known;
-	bool destroyed;
 };
 
 /* ---------- Counters over time (series, perfetto) ---------- */
@@ -328,8 +330,9 @@ struct cmt_manager {
 	uint32_t nby_protect;
 	uint32_t cap_by_protect;
 	struct cmt_mstats h;
-	struct cmt_map heaps;
+	struct cmt_map heaps; /* heaps not destroyed */
 	struct cmt_heap *last_heap;
+	uint32_t heap_epoch; /* bumped when events of its heaps may have been lost */
 	struct cmt_map released; /* bases released, for double releases */
 	struct cmt_window *windows;
 	uint32_t nwindows;
@@ -337,6 +340,9 @@ struct cmt_manager {
 	struct cmt_dump dump;
 	uint32_t dump_gen;
 	uint32_t order; /* first appearance */
+	/* On the engine's list of managers a lost-events notice has something to take. */
+	bool exposed;
+	struct cmt_manager *exposed_next;
 };
 
 struct cmt_process {
@@ -391,6 +397,8 @@ struct cmt_engine {
 	struct cmt_map procs;
 	struct cmt_process *last_proc;
 	uint32_t nmanagers;
+	/* Managers with a known state, a dump under way or known heaps. */
+	struct cmt_manager *exposed;
 
 	/* Totals over every process, at the same instant. */
 	uint64_t reserved;
@@ -447,6 +455,7 @@ void cmt_anomaly(struct cmt_engine *e, enum cmt_anomaly_kind kind, struct cmt_ma
 	__attribute__((format(printf, 7, 8)));
 void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uint32_t reason);
 void cmt_set_known(struct cmt_engine *e, struct cmt_manager *m, int64_t t);
+void cmt_expose(struct cmt_engine *e, struct cmt_manager *m);
 /* Moves a total by delta, modulo 2^64: pass 0 - x to take x away. */
 void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta);
 void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t delta);

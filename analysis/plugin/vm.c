@@ -571,6 +571,7 @@ void cmt_vm_dump_begin(struct cmt_engine *e, struct cmt_manager *m, const struct
 	m->dump.tid = ev->tid;
 	m->dump.n = 0;
 	m->dump_gen++;
+	cmt_expose(e, m);
 	if ((ev->spresent & (1u << CMT_S_NAME)) && !m->name) {
 		size_t n = strnlen(ev->s[CMT_S_NAME], 256);
 
