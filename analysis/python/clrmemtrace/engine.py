@@ -365,11 +365,11 @@ def summary(path, max_details=1000, engine=None):
     return _run_to_document(path, "summary", max_details=max_details)
 
 
-def series(path, points=2000, engine=None):
+def series(path, points=2000, engine=None, max_details=1000):
     """The series document (counters over time, spans) of the trace at ``path``."""
     if engine_name(engine) == "oracle":
-        return _oracle().series(path, points=points)
-    return _run_to_document(path, "series", points=points)
+        return _oracle().series(path, points=points, max_details=max_details)
+    return _run_to_document(path, "series", points=points, max_details=max_details)
 
 
 def map_at(path, at_ns, engine=None):
