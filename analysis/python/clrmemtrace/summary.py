@@ -98,9 +98,9 @@ def format_summary(document):
     """The human summary of a summary document."""
     out = []
     begin, end = document["begin_ns"], document["end_ns"]
+    span = f", {format_duration(end - begin)} from {format_clock(begin)}" if begin else ""
     out.append(
-        f"Trace: {document['events']} events, {document['discarded_events']} discarded, "
-        f"{format_duration(end - begin)} from {format_clock(begin)}\n"
+        f"Trace: {document['events']} events, {document['discarded_events']} discarded{span}\n"
     )
     line = warning_line(document)
     if line:
