@@ -369,6 +369,16 @@ static uint64_t read_uint(const bt_field *f, bool is_signed)
 			 : bt_field_integer_unsigned_get_value(f);
 }
 
+/*
+ * A string field's value. Babeltrace2 2.0's CTF source recycles events and
+ * clears an empty string by its length only, so the text it returns for
+ * one may be an earlier event's: the length says it is empty.
+ */
+static const char *string_value(const bt_field *f)
+{
+	return bt_field_string_get_length(f) ? bt_field_string_get_value(f) : "";
+}
+
 /* Returns 0, or -1 when memory ran out. */
 static int handle_event(struct analysis *a, const bt_message *msg)
 {
@@ -419,7 +429,7 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 				ev->f[r->slot] = (uint64_t)bt_field_integer_signed_get_value(f);
 				break;
 			default:
-				ev->s[r->slot] = bt_field_string_get_value(f);
+				ev->s[r->slot] = string_value(f);
 				break;
 			}
 		}
@@ -441,7 +451,7 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 						    h->vtid_signed);
 			}
 			if (h->procname_index >= 0) {
-				ev->procname = bt_field_string_get_value(
+				ev->procname = string_value(
 					bt_field_structure_borrow_member_field_by_index_const(
 						ctx, (uint64_t)h->procname_index));
 			}

@@ -220,28 +220,15 @@ static void sites_fini(struct cmt_sites *s)
 
 /* ---------- Totals ---------- */
 
+/*
+ * Totals move as a change is applied; peaks and samples are taken once the
+ * whole event is (settle()), so the steps inside an event never show.
+ */
 void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta)
 {
-	struct cmt_process *p = m->proc;
-
-	if (delta == 0) {
-		return;
-	}
 	m->v.reserved += delta;
-	if (m->v.reserved > m->v.peak_reserved) {
-		m->v.peak_reserved = m->v.reserved;
-	}
-	p->reserved += delta;
+	m->proc->reserved += delta;
 	e->reserved += delta;
-	if (e->reserved > e->peak_reserved) {
-		e->peak_reserved = e->reserved;
-	}
-	if (e->series) {
-		cmt_sampler_set(e, &e->series->reserved, e->reserved);
-	}
-	if (p->s_reserved) {
-		cmt_sampler_set(e, p->s_reserved, p->reserved);
-	}
 }
 
 static void manager_protect_add(struct cmt_engine *e, struct cmt_manager *m, uint32_t key,
@@ -273,57 +260,95 @@ static void manager_protect_add(struct cmt_engine *e, struct cmt_manager *m, uin
 
 void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t delta)
 {
-	struct cmt_process *p = m->proc;
+	uint32_t i;
 
 	if (delta == 0) {
 		return;
 	}
 	key &= CMT_PROTECT_KEYS - 1;
 	m->v.committed += delta;
-	if (m->v.committed > m->v.peak_committed) {
-		m->v.peak_committed = m->v.committed;
-	}
 	manager_protect_add(e, m, key, delta);
-	p->committed += delta;
+	m->proc->committed += delta;
 	e->committed += delta;
-	if (e->committed > e->peak_committed) {
-		e->peak_committed = e->committed;
-	}
 	e->by_protect[key] += delta;
-	if (e->series) {
-		struct cmt_series *s = e->series;
-
-		cmt_sampler_set(e, &s->committed, e->committed);
-		if (!s->by_protect[key]) {
-			s->by_protect[key] = cmt_sampler_new(e);
-		}
-		if (s->by_protect[key]) {
-			cmt_sampler_set(e, s->by_protect[key], e->by_protect[key]);
+	if (!e->series || e->touched_all) {
+		return;
+	}
+	for (i = 0; i < e->ntouched; i++) {
+		if (e->touched[i] == key) {
+			return;
 		}
 	}
-	if (p->s_committed) {
-		cmt_sampler_set(e, p->s_committed, p->committed);
+	if (e->ntouched == CMT_TOUCHED_KEYS) {
+		e->touched_all = true;
+		return;
 	}
+	e->touched[e->ntouched++] = key;
 }
 
 void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta)
 {
-	struct cmt_process *p = m->proc;
-
-	if (delta == 0) {
-		return;
-	}
 	m->h.live_bytes += delta;
-	if (m->h.live_bytes > m->h.peak_live_bytes) {
-		m->h.peak_live_bytes = m->h.live_bytes;
-	}
-	p->heap_live += delta;
+	m->proc->heap_live += delta;
 	e->heap_live += delta;
-	if (e->heap_live > e->peak_heap_live) {
-		e->peak_heap_live = e->heap_live;
+}
+
+static void peak(uint64_t *peak, uint64_t value)
+{
+	if (value > *peak) {
+		*peak = value;
 	}
+}
+
+static void sample_protect(struct cmt_engine *e, uint32_t key)
+{
+	struct cmt_series *s = e->series;
+
+	if (!s->by_protect[key]) {
+		if (!e->by_protect[key]) {
+			return;
+		}
+		s->by_protect[key] = cmt_sampler_new(e);
+		if (!s->by_protect[key]) {
+			return;
+		}
+	}
+	cmt_sampler_set(e, s->by_protect[key], e->by_protect[key]);
+}
+
+/* After an event of m: the peaks, and the counters' samples. */
+static void settle(struct cmt_engine *e, struct cmt_manager *m)
+{
+	struct cmt_process *p = m->proc;
+	uint32_t i;
+
+	peak(&m->v.peak_reserved, m->v.reserved);
+	peak(&m->v.peak_committed, m->v.committed);
+	peak(&m->h.peak_live_bytes, m->h.live_bytes);
+	peak(&e->peak_reserved, e->reserved);
+	peak(&e->peak_committed, e->committed);
+	peak(&e->peak_heap_live, e->heap_live);
 	if (e->series) {
+		cmt_sampler_set(e, &e->series->reserved, e->reserved);
+		cmt_sampler_set(e, &e->series->committed, e->committed);
 		cmt_sampler_set(e, &e->series->heap, e->heap_live);
+		if (e->touched_all) {
+			for (i = 0; i < CMT_PROTECT_KEYS; i++) {
+				sample_protect(e, i);
+			}
+		} else {
+			for (i = 0; i < e->ntouched; i++) {
+				sample_protect(e, e->touched[i]);
+			}
+		}
+		e->ntouched = 0;
+		e->touched_all = false;
+	}
+	if (p->s_reserved) {
+		cmt_sampler_set(e, p->s_reserved, p->reserved);
+	}
+	if (p->s_committed) {
+		cmt_sampler_set(e, p->s_committed, p->committed);
 	}
 	if (p->s_heap) {
 		cmt_sampler_set(e, p->s_heap, p->heap_live);
@@ -376,6 +401,7 @@ void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uin
 		/* The dump itself may have lost events: wait for the next one. */
 		m->dump.active = false;
 		m->dump.n = 0;
+		m->dump.nblocks = 0;
 	}
 	if (m->known) {
 		m->known = false;
@@ -490,6 +516,7 @@ static void manager_destroy(struct cmt_engine *e, struct cmt_manager *m)
 	free(m->by_protect);
 	free(m->windows);
 	free(m->dump.regions);
+	free(m->dump.blocks);
 	free(m->name);
 	(void)e;
 	free(m);
@@ -515,6 +542,7 @@ static void on_manager_create(struct cmt_engine *e, struct cmt_manager *m,
 		cmt_vm_history_clear(m);
 		m->dump.active = false;
 		m->dump.n = 0;
+		m->dump.nblocks = 0;
 	}
 	m->destroyed = false;
 	m->shift = (ev->present & (UINT64_C(1) << CMT_F_PAGE_SIZE))
@@ -814,6 +842,7 @@ void cmt_engine_event(struct cmt_engine *e, const struct cmt_event *ev)
 		/* Calls that change no state: counted above. */
 		break;
 	}
+	settle(e, m);
 }
 
 void cmt_engine_discarded(struct cmt_engine *e, bool packets, bool has_count, uint64_t count,

@@ -9,8 +9,9 @@
  *
  * State dumps: a block allocated or freed during its manager's dump is
  * marked touched in the dump's generation and the dump's word about it is
- * ignored; at statedump_end, live blocks neither listed nor touched went
- * away, and heaps the dump did not list were destroyed.
+ * ignored. The blocks a dump lists are kept aside until its statedump_end,
+ * where they become the live set: live blocks neither listed nor touched
+ * went away, and heaps the dump did not list were destroyed.
  */
 #include "state.h"
 
@@ -353,33 +354,71 @@ static void destroy_heap(struct cmt_engine *e, struct cmt_heap *h)
 	free(h);
 }
 
+#define MAX_DUMP_BLOCKS (UINT64_C(1) << 26)
+
+/* A block a dump lists: kept until statedump_end, where the dump replaces the live set. */
 static void on_dump_block(struct cmt_engine *e, struct cmt_manager *m,
 			  const struct cmt_event *ev)
 {
-	struct cmt_heap *h;
-	struct cmt_block *b;
-	uint32_t site = 0;
+	struct cmt_dump *d = &m->dump;
+	struct cmt_dblock *b;
 
-	if (!m->dump.active) {
+	if (!d->active) {
 		m->reasons |= CMT_R_INCONSISTENT;
 		return;
 	}
-	h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
-	if (!h) {
-		return;
+	if (d->nblocks == d->cap_blocks) {
+		size_t cap = d->cap_blocks ? d->cap_blocks * 2 : 256;
+		struct cmt_dblock *v;
+
+		if (cap > MAX_DUMP_BLOCKS) {
+			m->reasons |= CMT_R_INCONSISTENT;
+			d->active = false;
+			return;
+		}
+		v = realloc(d->blocks, cap * sizeof(*v));
+		if (!v) {
+			cmt_fail(e);
+			d->active = false;
+			return;
+		}
+		d->blocks = v;
+		d->cap_blocks = cap;
 	}
-	b = find_or_add(e, h, ev->f[CMT_F_PTR]);
-	if (!b) {
-		return;
+	b = &d->blocks[d->nblocks++];
+	b->heap_id = ev->f[CMT_F_HEAP_ID];
+	b->ptr = ev->f[CMT_F_PTR];
+	b->size = ev->f[CMT_F_SIZE];
+}
+
+/* Makes the blocks the dump listed live, unless an event during the dump said otherwise. */
+static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
+{
+	struct cmt_dump *d = &m->dump;
+	size_t i;
+
+	for (i = 0; i < d->nblocks; i++) {
+		struct cmt_heap *h = get_heap(e, m, d->blocks[i].heap_id, true);
+		struct cmt_block *b;
+		uint32_t site = 0;
+
+		if (!h) {
+			return;
+		}
+		h->dump_gen = m->dump_gen;
+		b = find_or_add(e, h, d->blocks[i].ptr);
+		if (!b) {
+			return;
+		}
+		if (block_gen(b) == (m->dump_gen & GEN_MASK) && (b->meta & CMT_B_TOUCHED)) {
+			/* An alloc or free during the dump says more than the dump. */
+			continue;
+		}
+		if (block_state(b) == CMT_B_LIVE && b->size == d->blocks[i].size) {
+			site = b->site;
+		}
+		make_live(e, h, b, d->blocks[i].size, site, CMT_B_CONFIRMED, m->dump_gen);
 	}
-	if (block_gen(b) == (m->dump_gen & GEN_MASK) && (b->meta & CMT_B_TOUCHED)) {
-		/* An alloc or free during the dump says more than the dump. */
-		return;
-	}
-	if (block_state(b) == CMT_B_LIVE && b->size == ev->f[CMT_F_SIZE]) {
-		site = b->site;
-	}
-	make_live(e, h, b, ev->f[CMT_F_SIZE], site, CMT_B_CONFIRMED, m->dump_gen);
 }
 
 void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
@@ -484,6 +523,7 @@ void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
 	struct cmt_heap **v;
 	uint32_t i, n;
 
+	apply_dump_blocks(e, m);
 	v = heap_list(e, m, &n);
 	for (i = 0; i < n; i++) {
 		struct cmt_heap *h = v[i];

@@ -1264,7 +1264,14 @@ void cmt_write_perfetto_tail(struct cmt_engine *e)
 		cmt_out_puts(o, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":");
 		cmt_out_u64(o, p->vpid);
 		cmt_out_puts(o, ",\"args\":{\"name\":");
-		cmt_out_json_escaped(o, p->procname ? p->procname : "");
+		if (p->procname && *p->procname) {
+			cmt_out_json_escaped(o, p->procname);
+		} else {
+			/* A process without a name is shown by its number. */
+			cmt_out_putc(o, '"');
+			cmt_out_u64(o, p->vpid);
+			cmt_out_putc(o, '"');
+		}
 		cmt_out_puts(o, "}}");
 		perfetto_counter(e, p->vpid, "reserved_bytes", p->s_reserved);
 		perfetto_counter(e, p->vpid, "committed_bytes", p->s_committed);

@@ -327,7 +327,7 @@ static void perfetto_ts(struct cmt_engine *e, int64_t t)
 }
 
 static void perfetto_slice(struct cmt_engine *e, struct cmt_manager *m,
-			   const struct cmt_region *r, int64_t t, uint64_t tid, bool begin)
+			   const struct cmt_region *r, int64_t t, bool begin)
 {
 	struct cmt_out *o = e->out;
 	char name[CMT_NAME_MAX];
@@ -339,8 +339,9 @@ static void perfetto_slice(struct cmt_engine *e, struct cmt_manager *m,
 	cmt_out_hex(o, r->cur->base);
 	cmt_out_puts(o, "\",\"pid\":");
 	cmt_out_u64(o, m->proc->vpid);
+	/* Async slices belong to the process: their thread is the process's. */
 	cmt_out_puts(o, ",\"tid\":");
-	cmt_out_u64(o, tid);
+	cmt_out_u64(o, m->proc->vpid);
 	cmt_out_puts(o, ",\"ts\":");
 	perfetto_ts(e, t);
 	if (begin) {
@@ -356,13 +357,13 @@ static void perfetto_slice(struct cmt_engine *e, struct cmt_manager *m,
 }
 
 void cmt_perfetto_begin(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_region *r,
-			int64_t t, uint64_t tid)
+			int64_t t)
 {
-	perfetto_slice(e, m, r, t, tid, true);
+	perfetto_slice(e, m, r, t, true);
 }
 
 void cmt_perfetto_end(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_region *r,
 		      int64_t t)
 {
-	perfetto_slice(e, m, r, t, r->tid, false);
+	perfetto_slice(e, m, r, t, false);
 }

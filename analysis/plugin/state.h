@@ -36,6 +36,8 @@
 #define CMT_MAX_SITES (1u << 20)
 /* Protection keys: a run's protection bits plus the reservation's cache bits. */
 #define CMT_PROTECT_KEYS 2048u
+/* Protection keys one event may move before all are sampled again. */
+#define CMT_TOUCHED_KEYS 16u
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -297,6 +299,13 @@ struct cmt_dregion {
 	uint32_t allocation_protect;
 };
 
+struct cmt_dblock {
+	uint64_t heap_id;
+	uint64_t ptr;
+	uint64_t size;
+};
+
+/* A state dump under way: what it listed, applied at its statedump_end. */
 struct cmt_dump {
 	bool active;
 	uint64_t seq;
@@ -305,6 +314,9 @@ struct cmt_dump {
 	struct cmt_dregion *regions;
 	size_t n;
 	size_t cap;
+	struct cmt_dblock *blocks;
+	size_t nblocks;
+	size_t cap_blocks;
 };
 
 struct cmt_process;
@@ -415,6 +427,10 @@ struct cmt_engine {
 	uint64_t failed_calls;
 	uint64_t calls[CMT_EV_COUNT];
 	uint64_t by_protect[CMT_PROTECT_KEYS];
+	/* Protection keys the event being applied moved (series mode). */
+	uint32_t touched[CMT_TOUCHED_KEYS];
+	uint32_t ntouched;
+	bool touched_all;
 
 	struct cmt_hist *latency[CMT_EV_COUNT];
 
@@ -502,7 +518,7 @@ void cmt_sampler_set(struct cmt_engine *e, struct cmt_sampler *s, uint64_t value
 void cmt_span_ended(void *ctx, const struct cmt_resv *r, const struct cmt_run *run,
 		    uint64_t end_page, int64_t end_ns);
 void cmt_perfetto_begin(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_region *r,
-			int64_t t, uint64_t tid);
+			int64_t t);
 void cmt_perfetto_end(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_region *r,
 		      int64_t t);
 

@@ -196,7 +196,7 @@ static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager
 	account_committed(e, m, r, 1);
 	cmt_map_remove(&m->released, r->base);
 	if (e->cfg.mode == CMT_MODE_PERFETTO) {
-		cmt_perfetto_begin(e, m, reg, e->now, tid);
+		cmt_perfetto_begin(e, m, reg, e->now);
 	}
 	return reg;
 }
@@ -570,6 +570,7 @@ void cmt_vm_dump_begin(struct cmt_engine *e, struct cmt_manager *m, const struct
 	m->dump.time_ns = e->now;
 	m->dump.tid = ev->tid;
 	m->dump.n = 0;
+	m->dump.nblocks = 0;
 	m->dump_gen++;
 	cmt_expose(e, m);
 	if ((ev->spresent & (1u << CMT_S_NAME)) && !m->name) {
@@ -686,7 +687,7 @@ static struct cmt_resv **dump_build(struct cmt_engine *e, struct cmt_manager *m,
 		if (bad || end <= ab || ab == 0 || (n > 0 && ab < prev_end)) {
 			m->reasons |= CMT_R_INCONSISTENT;
 		} else {
-			out[n] = cmt_resv_build(ab, end, ap, m->shift, pieces, np, d->time_ns);
+			out[n] = cmt_resv_build(ab, end, ap, m->shift, pieces, np, e->now);
 			if (!out[n]) {
 				cmt_fail(e);
 			} else {
@@ -762,16 +763,22 @@ void cmt_vm_dump_end(struct cmt_engine *e, struct cmt_manager *m, const struct c
 	}
 	free(built);
 
+	cmt_heap_dump_end(e, m);
 	m->seq = ev->f[CMT_F_SEQ];
 	m->floor = m->seq;
 	m->dump.active = false;
 	m->dump.n = 0;
+	m->dump.nblocks = 0;
 	if (m->dump.cap > 1024) {
 		free(m->dump.regions);
 		m->dump.regions = NULL;
 		m->dump.cap = 0;
 	}
-	cmt_heap_dump_end(e, m);
+	if (m->dump.cap_blocks > 1024) {
+		free(m->dump.blocks);
+		m->dump.blocks = NULL;
+		m->dump.cap_blocks = 0;
+	}
 	cmt_set_known(e, m, e->now);
 	cmt_check_resolve(e, m);
 }
