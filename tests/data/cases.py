@@ -140,17 +140,16 @@ def run(argv, engine, plugin_path=None):
 
 
 def find_plugin():
-    """The plugin's directory when the build has it (built now if only that is missing)."""
+    """The plugin's directory in the build, brought up to date first; None without it."""
     import glob
     import subprocess
 
     directory = plugin_dir()
+    if os.path.isfile(os.path.join(build_dir(), "build.ninja")):
+        target = os.path.join("analysis", "plugin", "babeltrace-plugin-clrmemtrace.so")
+        subprocess.run(["ninja", "-C", build_dir(), target], capture_output=True)
     if glob.glob(os.path.join(directory, "*.so")):
         return directory
-    if os.path.isfile(os.path.join(build_dir(), "build.ninja")):
-        subprocess.run(["ninja", "-C", build_dir()], capture_output=True)
-        if glob.glob(os.path.join(directory, "*.so")):
-            return directory
     return None
 
 

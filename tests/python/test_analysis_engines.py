@@ -38,8 +38,8 @@ HEAP_DUMP_TIME = (
     "statedump_end, where the dump replaces the live set"
 )
 KNOWN = {
-    ("leaks", "summary"): "plugin groups Alloc blocks under a stale DebugAlloc file "
-    "(Babeltrace2 2.0 empty-string bug; tests/data/README.md)",
+    ("leaks", "summary"): "plugin reads an empty string's stale text: Alloc blocks grouped "
+    "under an earlier DebugAlloc's file (Babeltrace2 2.0 bug; tests/data/README.md)",
 }
 for _trace in ("rwx", "check-altered", "seq-gap", "seq-regression", "addrspace-map",
                "threads", "two-managers", "two-processes", "leaks", "refused"):  # fmt: skip

@@ -513,11 +513,6 @@ class Reconstruction:
             self.begin_ns = time_ns
         self.end_ns = time_ns
         self.now = time_ns
-        if name == "malloc_alloc" and fields.get("line") == 0:
-            # Babeltrace2 2.0 can read an empty string field back as the value it had in an
-            # earlier event of the same class: Alloc's "" file as an earlier DebugAlloc's.
-            # Alloc is the call with line 0.
-            fields["file"] = ""
         self.dispatch(name, fields, time_ns, vpid, tid)
         self.after_event(time_ns)
 
@@ -1317,19 +1312,22 @@ class Reconstruction:
 
 
 def _plain(field):
-    """A bt2 field as a Python int or str."""
+    """A bt2 field as a Python int or str.
+
+    Babeltrace2 2.0 recycles events and empties a string field by its length only: the text
+    of an empty string can be the one the field had in an earlier event. Its length is right.
+    """
     import bt2
 
     if isinstance(field, bt2._StringFieldConst):
-        return str(field)
+        return str(field) if len(field) else ""
     return int(field)
 
 
 def _context(context, name, default):
     if context is None or name not in context:
         return default
-    value = context[name]
-    return str(value) if name == "procname" else int(value)
+    return _plain(context[name])
 
 
 # ---------------------------------------------------------------- queries
