@@ -5,6 +5,7 @@ Shared by ``make-expected`` (which writes ``expect/``) and ``tests/python/test_a
 Paths are relative to the repository, where both run the commands.
 """
 
+import functools
 import os
 import sys
 
@@ -139,6 +140,7 @@ def run(argv, engine, plugin_path=None):
     return status, out.getvalue(), err.getvalue()
 
 
+@functools.lru_cache(maxsize=None)
 def find_plugin():
     """The plugin's directory in the build, brought up to date first; None without it."""
     import glob

@@ -24,31 +24,6 @@ from clrmemtrace import engine  # noqa: E402
 PLUGIN = cases.find_plugin()
 pytestmark = pytest.mark.skipif(not PLUGIN, reason=f"no analysis plugin in {cases.plugin_dir()}")
 
-# Where the plugin is known to disagree with the oracle (and with the README), and why.
-SERIES_SAMPLES = (
-    "plugin samples a counter in slices where only the state changed, not the counter's value "
-    "(README: 'a sample for each slice in which its value changed')"
-)
-DUMP_SPANS = (
-    "plugin starts the spans of a dumped state at statedump_begin, its reservations (and the "
-    "Perfetto slices) at statedump_end; the oracle starts both at statedump_end"
-)
-HEAP_DUMP_TIME = (
-    "plugin counts a dumped heap's blocks as the statedump_block events come, the oracle at "
-    "statedump_end, where the dump replaces the live set"
-)
-KNOWN = {
-    ("leaks", "summary"): "plugin reads an empty string's stale text: Alloc blocks grouped "
-    "under an earlier DebugAlloc's file (Babeltrace2 2.0 bug; tests/data/README.md)",
-}
-for _trace in ("rwx", "check-altered", "seq-gap", "seq-regression", "addrspace-map",
-               "threads", "two-managers", "two-processes", "leaks", "refused"):  # fmt: skip
-    KNOWN[(_trace, "series")] = SERIES_SAMPLES
-    KNOWN[(_trace, "perfetto")] = SERIES_SAMPLES
-for _trace in ("late-start", "late-query", "discarded"):
-    KNOWN[(_trace, "series")] = f"{SERIES_SAMPLES}; {DUMP_SPANS}; {HEAP_DUMP_TIME}"
-    KNOWN[(_trace, "perfetto")] = f"{SERIES_SAMPLES}; {HEAP_DUMP_TIME}"
-
 
 @pytest.fixture(autouse=True)
 def plugin_path(monkeypatch):
@@ -57,13 +32,6 @@ def plugin_path(monkeypatch):
 
 def path(trace):
     return os.path.join(cases.REPO, cases.trace_path(trace))
-
-
-def check_known(trace, what, oracle, plugin):
-    """Compare, turning a known difference into an expected failure."""
-    if oracle != plugin and (trace, what) in KNOWN:
-        pytest.xfail(KNOWN[(trace, what)])
-    assert plugin == oracle
 
 
 def without_reasons(document):
@@ -76,7 +44,7 @@ def without_reasons(document):
 def test_summary(trace):
     oracle = engine.summary(path(trace), engine="oracle")
     plugin = engine.summary(path(trace), engine="plugin")
-    check_known(trace, "summary", without_reasons(oracle), without_reasons(plugin))
+    assert without_reasons(plugin) == without_reasons(oracle)
 
 
 @pytest.mark.parametrize("trace", cases.TRACES)
@@ -86,7 +54,7 @@ def test_summary_with_few_details(trace):
     for document in (oracle, plugin):
         for key in ("anomalies", "failures", "notifications"):
             assert len(document[key]) <= 2
-    check_known(trace, "summary", without_reasons(oracle), without_reasons(plugin))
+    assert without_reasons(plugin) == without_reasons(oracle)
 
 
 def moments(trace):
@@ -120,7 +88,7 @@ def test_timeline(trace):
 def test_series(trace, points):
     oracle = engine.series(path(trace), points=points, engine="oracle")
     plugin = engine.series(path(trace), points=points, engine="plugin")
-    check_known(trace, "series", oracle, plugin)
+    assert plugin == oracle
 
 
 def perfetto_events(trace, engine_name, tmp_path):
@@ -135,4 +103,4 @@ def perfetto_events(trace, engine_name, tmp_path):
 def test_perfetto(trace, tmp_path):
     oracle = perfetto_events(trace, "oracle", tmp_path)
     plugin = perfetto_events(trace, "plugin", tmp_path)
-    check_known(trace, "perfetto", oracle, plugin)
+    assert plugin == oracle

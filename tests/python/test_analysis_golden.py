@@ -21,18 +21,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import cases  # noqa: E402
 
-# Cases where a plugin built from an older source is known to disagree with the expected
-# output, and why: they are expected failures only when the outputs differ.
-PLUGIN_DIFFERENCES = {
-    "leaks.summary.json": "plugin reads an empty string's stale text: Alloc blocks grouped under "
-    "an earlier DebugAlloc's file (Babeltrace2 2.0 bug; tests/data/README.md)",
-    "leaks.summary.txt": "same as leaks.summary.json",
-    "leaks.leaks.json": "same as leaks.summary.json",
-    "leaks.leaks.txt": "same as leaks.summary.json",
-    "leaks--two-processes.diff.json": "same as leaks.summary.json",
-    "leaks--two-processes.diff.txt": "same as leaks.summary.json",
-}
-
 
 def plugin_available():
     return bool(cases.find_plugin())
@@ -62,12 +50,6 @@ def test_golden(engine, name, argv, status):
     got_status, out, err = cases.run(argv, engine)
     assert got_status == status, err
     want = expected(name)
-    if name.endswith(".json"):
-        same = cases.normalised(json.loads(out)) == cases.normalised(json.loads(want))
-    else:
-        same = cases.normalised_text(out) == cases.normalised_text(want)
-    if not same and engine == "plugin" and name in PLUGIN_DIFFERENCES:
-        pytest.xfail(PLUGIN_DIFFERENCES[name])
     if name.endswith(".json"):
         assert cases.normalised(json.loads(out)) == cases.normalised(json.loads(want))
     else:
