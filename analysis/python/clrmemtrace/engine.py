@@ -28,6 +28,7 @@ import struct
 import tempfile
 
 from clrmemtrace.cli import UserError
+from clrmemtrace.paths import installed_dir, repository_root
 
 EXIT_CANNOT_ANALYSE = 3
 EXIT_NO_EVENTS = 4
@@ -102,12 +103,6 @@ def bt2_error_message(error):
     return " ".join(str(error).split()[:40]) or "Babeltrace2 failed"
 
 
-def repository_root():
-    """The source tree holding this package (analysis/python/clrmemtrace/ is in it)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", ".."))
-
-
 def _plugin_in_directory(bt2, directory):
     """The clrmemtrace plugin found in ``directory``, or None."""
     if not os.path.isdir(directory):
@@ -152,6 +147,12 @@ def build_plugin_directories():
     return [directory for _, directory in sorted(found, reverse=True)]
 
 
+def _installed_plugin_directories():
+    """The plugin directory this package was installed with, when it was installed."""
+    directory = installed_dir("PLUGINDIR")
+    return [directory] if directory else []
+
+
 def find_plugin():
     """The Babeltrace2 plugin holding ``sink.clrmemtrace.analysis``."""
     bt2 = import_bt2()
@@ -164,7 +165,7 @@ def find_plugin():
                 EXIT_CANNOT_ANALYSE,
             )
         return plugin
-    for directory in build_plugin_directories():
+    for directory in build_plugin_directories() + _installed_plugin_directories():
         plugin = _plugin_in_directory(bt2, directory)
         if plugin is not None:
             return plugin

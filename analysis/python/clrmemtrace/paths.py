@@ -20,13 +20,16 @@ def repository_root():
     return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def installed_libdir():
-    """The library directory of an installed copy, or None when run from the source tree."""
+def installed_dir(name):
+    """Directory ``name`` (``LIBDIR``, ``PLUGINDIR``) of an installed copy.
+
+    None when run from the source tree.
+    """
     try:
         from clrmemtrace import _installed  # written by meson install
     except ImportError:
         return None
-    return getattr(_installed, "LIBDIR", None)
+    return getattr(_installed, name, None)
 
 
 def _built(relative):
@@ -58,7 +61,7 @@ def preload_library():
         if not os.path.isfile(explicit):
             raise UserError(f"{PRELOAD_ENV}={explicit}: no such file")
         return os.path.abspath(explicit)
-    libdir = installed_libdir()
+    libdir = installed_dir("LIBDIR")
     if libdir and os.path.isfile(os.path.join(libdir, PRELOAD_NAME)):
         return os.path.join(libdir, PRELOAD_NAME)
     built = _built(os.path.join("src", PRELOAD_NAME))
