@@ -94,6 +94,22 @@ static void deliver(struct monitor *mon, int level, const struct verdict *v)
 	cb->lpVtbl->Release(cb);
 }
 
+/*
+ * How long to wait: the poll interval, or less while a stall holds the
+ * level at Low, so that Low ends with the hold and not at the next poll
+ * (which may be minutes away where triggers make polling rare).
+ */
+static uint32_t wait_ms(const struct monitor *mon, uint32_t poll_ms)
+{
+	uint64_t now = clrmemtrace__now_ns(), left;
+
+	if (mon->stall_until_ns <= now) {
+		return poll_ms;
+	}
+	left = (mon->stall_until_ns - now + 999999) / 1000000;
+	return left < poll_ms ? (uint32_t)left : poll_ms;
+}
+
 static void *monitor_thread(void *arg)
 {
 	struct monitor *mon = arg;
@@ -123,7 +139,7 @@ static void *monitor_thread(void *arg)
 			break;
 		}
 		seen_registrations = registrations;
-		clrmemtrace__pressure_wait(mon->pressure, p->poll_interval_ms, &stall);
+		clrmemtrace__pressure_wait(mon->pressure, wait_ms(mon, p->poll_interval_ms), &stall);
 		if (stall) {
 			mon->stall_until_ns = clrmemtrace__now_ns() + STALL_HOLD_NS;
 		}
