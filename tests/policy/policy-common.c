@@ -146,6 +146,26 @@ DWORD system_memory_load(void)
 	return load;
 }
 
+uint64_t memory_stall_us(void)
+{
+	FILE *fp = fopen("/proc/pressure/memory", "r");
+	unsigned long long total = 0;
+	char line[256];
+
+	if (!fp) {
+		return 0;
+	}
+	while (fgets(line, sizeof(line), fp)) {
+		char *t = strstr(line, "total=");
+
+		if (strncmp(line, "some", 4) == 0 && t) {
+			total = strtoull(t + 6, NULL, 10);
+		}
+	}
+	fclose(fp);
+	return total;
+}
+
 /* ---------- Time and threads ---------- */
 
 uint64_t now_ns(void)
@@ -184,6 +204,17 @@ int count_tasks(void)
 		}
 	}
 	closedir(d);
+	return n;
+}
+
+int wait_tasks(int want, unsigned timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int n;
+
+	while ((n = count_tasks()) != want && now_ns() < end) {
+		sleep_ms(2);
+	}
 	return n;
 }
 
@@ -417,16 +448,27 @@ const char *level_name(int level)
 	}
 }
 
+bool test_cb_levels_are(struct test_cb *cb, const int *levels, unsigned n)
+{
+	unsigned i;
+
+	if (test_cb_count(cb) != n) {
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		if (test_cb_get(cb, i).level != levels[i]) {
+			return false;
+		}
+	}
+	return true;
+}
+
 void test_cb_expect_(struct test_cb *cb, const int *levels, unsigned n, const char *file,
 		     int line)
 {
 	unsigned got = test_cb_count(cb), i;
-	bool ok = got == n;
 
-	for (i = 0; ok && i < n; i++) {
-		ok = test_cb_get(cb, i).level == levels[i];
-	}
-	if (ok) {
+	if (test_cb_levels_are(cb, levels, n)) {
 		return;
 	}
 	print_error("deliveries:");

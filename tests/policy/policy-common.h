@@ -90,6 +90,13 @@ pid_t current_tid(void);
 /* Entries of /proc/self/task: this process's threads. */
 int count_tasks(void);
 
+/*
+ * Waits up to timeout_ms for count_tasks() to reach `want`; the final count.
+ * A thread another has joined may still be listed for a moment: the kernel
+ * wakes the joiner before it has reaped the thread.
+ */
+int wait_tasks(int want, unsigned timeout_ms);
+
 /* Threads of this process whose name (comm) is `name`. */
 int count_threads_named(const char *name);
 
@@ -98,6 +105,20 @@ int wait_threads_named(const char *name, int want, unsigned timeout_ms);
 
 /* The name of thread tid of this process ("" if it is gone). */
 void thread_name(pid_t tid, char *buf, size_t len);
+
+/*
+ * Microseconds some task of the system stalled on memory (PSI "some"
+ * total); 0 where the kernel has no pressure-stall information.
+ */
+uint64_t memory_stall_us(void);
+
+/*
+ * A system stall that may have driven a delivery. The library's trigger
+ * fires at 300 ms within 2 s (src/posix/pressure.c), but the totals lag the
+ * triggers (a trigger has fired with the total 0 ms further): any stall
+ * worth the name counts.
+ */
+#define STALL_EXCUSE_US 10000u
 
 /* What the library names its notification thread. */
 #define MONITOR_THREAD "clrmemtrace-mon"
@@ -161,6 +182,9 @@ bool test_cb_next(struct test_cb *cb, unsigned timeout_ms, struct delivery *d);
 
 /* Waits up to timeout_ms until no call is inside OnMemoryNotification. */
 bool test_cb_wait_idle(struct test_cb *cb, unsigned timeout_ms);
+
+/* Whether the levels delivered so far are exactly these, in order. */
+bool test_cb_levels_are(struct test_cb *cb, const int *levels, unsigned n);
 
 /* Checks the levels delivered so far, in order. */
 void test_cb_expect_(struct test_cb *cb, const int *levels, unsigned n, const char *file,
