@@ -44,8 +44,12 @@ REASONS = {
 BUDGET_REASON = re.compile(r"commit budget (\d+)% used")
 SYSTEM_REASON = re.compile(r"system memory (\d+)% used")
 RELAYED = "from the wrapped manager"
+# A memory stall anywhere on the machine brings Low too (tests/policy/policy-common.h): with one
+# during a scenario, only the trace's agreement with the host is checked, not which levels came.
+STALL_EXCUSE_US = 10000
 
-# The host's calls and the event each emits.
+# The host's calls and the event each emits (deliveries, which the host only sees some of, are
+# check_notifications' business).
 EVENT_OF = {
     "VirtualAlloc": "virtual_alloc",
     "VirtualFree": "virtual_free",
@@ -60,7 +64,6 @@ EVENT_OF = {
     "Alloc": "malloc_alloc",
     "DebugAlloc": "malloc_alloc",
     "Free": "malloc_free",
-    "OnMemoryNotification": "memory_notification",
 }
 # The fields of each event that the host's record gives, as (event field, record field).
 FIELDS = {
@@ -80,7 +83,6 @@ FIELDS = {
     "malloc_alloc": [("size",) * 2, ("level",) * 2, ("file",) * 2, ("line",) * 2, ("ptr",) * 2,
                      ("hr",) * 2],
     "malloc_free": [("ptr",) * 2, ("hr",) * 2],
-    "memory_notification": [("callback",) * 2, ("level",) * 2],
 }
 
 
@@ -171,18 +173,29 @@ def test_budget_refusals_carry_their_reason(traced):
 
 
 def check_notifications(records, events, scenario, manager_id, quiet):
-    """The deliveries the host's callback got are the manager's memory_notification events."""
+    """The deliveries the host's callback got are the manager's memory_notification events.
+
+    Returns the events, and whether the levels are the scenario's own (no stall meanwhile).
+    """
     told = [r for r in records if r.get("manager") == scenario
             and r["call"] == "OnMemoryNotification"]
+    (stall,) = [r for r in records if r.get("manager") == scenario and r["call"] == "stall"]
     evs = of_manager(events, manager_id, "memory_notification")
-    assert [e.fields["level"] for e in evs] == [r["level"] for r in told]
-    assert told[0]["level"] == EMEMORY_LOW
-    if quiet:
-        assert [r["level"] for r in told] == [EMEMORY_LOW, EMEMORY_HIGH]
-    for ev, rec in zip(evs, told):
-        assert ev.fields["callback"] == rec["callback"]
+    # The host logs what its callback got after it returned: the trace has them all, in order.
+    levels = [e.fields["level"] for e in evs]
+    assert levels[: len(told)] == [r["level"] for r in told]
+    for ev in evs:
+        assert ev.fields["callback"] == told[0]["callback"]
         assert ev.fields["hr"] == S_OK
-    return evs
+    own = stall["us"] < STALL_EXCUSE_US
+    if own and quiet:
+        assert levels == [EMEMORY_LOW, EMEMORY_HIGH]
+    elif own:
+        # The system's own load may hold the level at Neutral once the budget is given back.
+        assert levels[0] == EMEMORY_LOW and EMEMORY_LOW not in levels[1:]
+    else:
+        assert EMEMORY_LOW in levels
+    return evs, own
 
 
 def test_memory_notifications_are_traced(traced):
@@ -190,17 +203,28 @@ def test_memory_notifications_are_traced(traced):
     start = records[0]
     notify = managers(events)["policy-notify"].fields["manager_id"]
     check_calls(records, events, "notify", notify)
-    evs = check_notifications(records, events, "notify", notify, start["quiet"])
+    evs, own = check_notifications(records, events, "notify", notify, start["quiet"])
+    if not own:
+        pytest.skip("the system stalled on memory meanwhile: the levels are not all the budget's")
 
+    # Low, with the load that caused it: the budget's 85 %, or the system's if that is higher.
     low = evs[0]
-    assert low.fields["load"] == 85
-    assert BUDGET_REASON.fullmatch(low.fields["reason"]).group(1) == "85"
+    m = BUDGET_REASON.fullmatch(low.fields["reason"])
+    if m:
+        assert int(m.group(1)) == low.fields["load"] == 85
+    else:
+        m = SYSTEM_REASON.fullmatch(low.fields["reason"])
+        assert m, low
+        assert int(m.group(1)) == low.fields["load"] > 85
     for ev in evs[1:]:
-        # Back to High: the budget's load (0) or the system's, whichever is higher, says why.
+        # Out of Low: the budget's load (0) or the system's, whichever is higher, says why, and
+        # the level is that load's (thresholds 80/40, hysteresis 5).
         m = BUDGET_REASON.fullmatch(ev.fields["reason"]) or SYSTEM_REASON.fullmatch(
             ev.fields["reason"])
         assert m, ev
-        assert int(m.group(1)) == ev.fields["load"] <= 40
+        assert int(m.group(1)) == ev.fields["load"]
+        assert ev.fields["load"] <= 40 if ev.fields["level"] == EMEMORY_HIGH else \
+            ev.fields["load"] + 5 < 80
 
 
 def test_decorated_manager_calls_are_traced(traced):
@@ -237,7 +261,7 @@ def test_decorated_manager_calls_are_traced(traced):
         == "malloc_destroy"
 
     # The inner manager's monitor notified the decorator's relay, which passed it on.
-    evs = check_notifications(records, events, "wrap", wrap_id, start["quiet"])
+    evs, _ = check_notifications(records, events, "wrap", wrap_id, start["quiet"])
     assert {e.fields["reason"] for e in evs} == {RELAYED}
     # And the decorator's last Release is traced too.
     assert len(of_manager(events, wrap_id, "manager_destroy")) == 1
