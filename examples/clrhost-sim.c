@@ -23,9 +23,11 @@
  *   domain), task-critical otherwise.
  *
  * Every choice comes from a per-thread random generator seeded from --seed,
- * so the same seed replays the same calls on each thread. Virtual-memory
- * calls are serialized with the simulator's own accounting, so the peak
- * committed bytes it prints are those a trace of the run must show.
+ * so the same seed replays the same calls on each thread (a collection the
+ * machine's low memory asks for apart: it runs on whichever thread sees the
+ * request first). Virtual-memory calls are serialized with the simulator's
+ * own accounting, so the peak committed bytes it prints are those a trace of
+ * the run must show.
  */
 #include <clrmemtrace.h>
 
@@ -79,7 +81,7 @@ struct sim {
 	size_t page;
 	bool started;             /* the runtime's start-up is over */
 	bool concurrent_gc;       /* the write-watch probe succeeded */
-	pthread_mutex_t vm_lock;  /* orders VM calls with the accounting below */
+	pthread_mutex_t vm_lock;  /* orders VM calls with the accounting below (recursive) */
 	uint64_t committed, peak_committed, reserved, peak_reserved;
 	pthread_mutex_t counts_lock;
 	struct counts counts;
@@ -603,21 +605,28 @@ static void *alloc_within_range(struct thread_state *t, char *start, uint64_t si
 	return NULL;
 }
 
+/*
+ * The walk holds the VM lock throughout: otherwise another worker's
+ * reservation could take the room just released before the walk finds it,
+ * and the number of queries the walk makes would depend on the timing of
+ * other threads instead of the seed.
+ */
 static void range_walk(struct thread_state *t)
 {
 	void *area = NULL, *p;
 	uint64_t size = 1 * MiB;
 
+	pthread_mutex_lock(&S.vm_lock);
 	/* Make room first, as a runtime near its own image would find it. */
 	if (vm_alloc(NULL, 4 * MiB, MEM_RESERVE, PAGE_NOACCESS, level_of(t), &area, 0,
-		     (int64_t)(4 * MiB)) != S_OK) {
-		return;
+		     (int64_t)(4 * MiB)) == S_OK) {
+		vm_free(area, 0, MEM_RELEASE, 0, -(int64_t)(4 * MiB));
+		p = alloc_within_range(t, area, size, 64 * MiB);
+		if (p) {
+			vm_free(p, 0, MEM_RELEASE, 0, -(int64_t)size);
+		}
 	}
-	vm_free(area, 0, MEM_RELEASE, 0, -(int64_t)(4 * MiB));
-	p = alloc_within_range(t, area, size, 64 * MiB);
-	if (p) {
-		vm_free(p, 0, MEM_RELEASE, 0, -(int64_t)size);
-	}
+	pthread_mutex_unlock(&S.vm_lock);
 }
 
 /* CLRMapViewOfFileEx / CLRUnmapViewOfFile: a view of a file, reported to the host. */
@@ -928,6 +937,7 @@ static void add_counts(struct counts *to, const struct counts *from)
 int main(int argc, char **argv)
 {
 	clrmemtrace_options mo = { sizeof(mo), 0, "clrhost-sim" };
+	pthread_mutexattr_t lock_attr;
 	pthread_t th[MAX_THREADS];
 	struct worker_args args[MAX_THREADS];
 	struct thread_state *states;
@@ -940,7 +950,10 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &S.opt);
 	S.page = (size_t)sysconf(_SC_PAGESIZE);
-	pthread_mutex_init(&S.vm_lock, NULL);
+	pthread_mutexattr_init(&lock_attr);
+	pthread_mutexattr_settype(&lock_attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&S.vm_lock, &lock_attr);
+	pthread_mutexattr_destroy(&lock_attr);
 	pthread_mutex_init(&S.counts_lock, NULL);
 	pthread_setname_np(pthread_self(), "sim-main");
 	hr = clrmemtrace_create(&mo, &S.mm);
