@@ -134,18 +134,27 @@ static int fixture_teardown(void **state)
 }
 
 /*
- * A memory stall anywhere in the system reads as Low for the trigger's
- * window: when the system stalled enough during the test to fire it, an
- * unexpected delivery proves nothing, and the test is inconclusive.
+ * What the machine does drives deliveries too: a memory stall anywhere
+ * reads as Low for the trigger's window, and the system's load counts when
+ * it exceeds the budget's. When either may have interfered during the test
+ * (a stall, or the load risen to the High threshold), an unexpected
+ * delivery proves nothing, and the test is inconclusive.
  */
 static void skip_if_stalled(const struct fixture *f)
 {
 	uint64_t stalled = memory_stall_us() - f->stall_start;
+	DWORD sys = system_memory_load();
 
 	if (stalled >= STALL_EXCUSE_US) {
 		print_message("the system stalled %.0f ms on memory during the test: "
 			      "inconclusive\n",
 			      (double)stalled / 1000);
+		skip();
+	}
+	if (sys + HYSTERESIS >= f->high) {
+		print_message("the system's memory load rose to %u %% during the test: "
+			      "inconclusive\n",
+			      (unsigned)sys);
 		skip();
 	}
 }
