@@ -10,6 +10,11 @@ Two engines produce the same documents (analysis/README.md, "The plugin's output
 The engine is chosen by the ``engine`` argument of each function, else by the
 ``CLRMEMTRACE_ENGINE`` environment variable, else ``plugin``.
 
+``summary`` can analyse part of a trace: given a ``time_range`` (begin and end in ns from
+the clock's origin, inclusive, either None for no bound), a ``filter.utils.trimmer`` between
+the muxer and the plugin drops every message outside it, so the plugin sees the events of
+the range as if the trace held nothing else (only the plugin engine does this).
+
 The plugin is looked up in ``$CLRMEMTRACE_PLUGIN_PATH`` (a directory), else in the
 ``build*/analysis/plugin`` directories of the source tree holding this package (the most
 recently built first), else among the installed Babeltrace2 plugins.
@@ -303,12 +308,38 @@ def _plugin_params(mode, output_path, params):
     return values
 
 
-def run_plugin(trace_path, mode, output_path, **params):
+def trimmer_time(ns):
+    """A time in ns from the clock's origin as ``filter.utils.trimmer`` takes it.
+
+    The trimmer reads an integer parameter as seconds, so the time is given as the string
+    ``[-]SEC.NANO``.
+    """
+    seconds, nanoseconds = divmod(abs(ns), 1_000_000_000)
+    return f"{'-' if ns < 0 else ''}{seconds}.{nanoseconds:09d}"
+
+
+def _bounded(time_range):
+    """Whether ``time_range`` (None, or a (begin, end) pair) bounds anything."""
+    return time_range is not None and any(t is not None for t in time_range)
+
+
+def _trimmer_params(time_range):
+    begin, end = time_range
+    params = {}
+    if begin is not None:
+        params["begin"] = trimmer_time(begin)
+    if end is not None:
+        params["end"] = trimmer_time(end)
+    return params
+
+
+def run_plugin(trace_path, mode, output_path, time_range=None, **params):
     """Run ``sink.clrmemtrace.analysis`` in ``mode`` on the trace, writing ``output_path``.
 
     ``params`` are the component's other parameters (``at``, ``points``, ``max_details``;
-    underscores stand for dashes). Babeltrace2 errors become ``UserError`` (status 3)
-    carrying the root cause.
+    underscores stand for dashes). ``time_range``, a (begin, end) pair of ns from the
+    clock's origin (None for no bound), keeps the plugin to the messages of that range.
+    Babeltrace2 errors become ``UserError`` (status 3) carrying the root cause.
     """
     bt2 = import_bt2()
     plugin = find_plugin()
@@ -330,19 +361,26 @@ def run_plugin(trace_path, mode, output_path, **params):
         for port in list(source.output_ports.values()):
             free = next(p for p in muxer.input_ports.values() if not p.is_connected)
             graph.connect_ports(port, free)
-        graph.connect_ports(
-            next(iter(muxer.output_ports.values())), next(iter(sink.input_ports.values()))
-        )
+        upstream = next(iter(muxer.output_ports.values()))
+        if _bounded(time_range):
+            trimmer = graph.add_component(
+                bt2.find_plugin("utils").filter_component_classes["trimmer"],
+                "trimmer",
+                _trimmer_params(time_range),
+            )
+            graph.connect_ports(upstream, next(iter(trimmer.input_ports.values())))
+            upstream = next(iter(trimmer.output_ports.values()))
+        graph.connect_ports(upstream, next(iter(sink.input_ports.values())))
         graph.run()
     except bt2._Error as e:
         raise UserError(f"{trace_path}: {bt2_error_message(e)}", EXIT_CANNOT_ANALYSE) from None
 
 
-def _run_to_document(trace_path, mode, **params):
+def _run_to_document(trace_path, mode, time_range=None, **params):
     """Run the plugin in a JSON mode and return the parsed document."""
     with tempfile.TemporaryDirectory(prefix="clrmemtrace-") as tmp:
         output = os.path.join(tmp, f"{mode}.json")
-        run_plugin(trace_path, mode, output, **params)
+        run_plugin(trace_path, mode, output, time_range=time_range, **params)
         try:
             with open(output, encoding="utf-8") as f:
                 return json.load(f)
@@ -359,11 +397,20 @@ def _oracle():
     return oracle
 
 
-def summary(path, max_details=1000, engine=None):
-    """The summary document of the trace at ``path``."""
+def summary(path, max_details=1000, engine=None, time_range=None):
+    """The summary document of the trace at ``path``.
+
+    ``time_range``: (begin, end) in ns from the clock's origin, None for no bound; only the
+    events in that range are analysed (plugin engine only).
+    """
     if engine_name(engine) == "oracle":
+        if _bounded(time_range):
+            raise UserError(
+                "the oracle engine analyses whole traces: it takes no time range",
+                EXIT_CANNOT_ANALYSE,
+            )
         return _oracle().summary(path, max_details=max_details)
-    return _run_to_document(path, "summary", max_details=max_details)
+    return _run_to_document(path, "summary", time_range=time_range, max_details=max_details)
 
 
 def series(path, points=2000, engine=None, max_details=1000):
