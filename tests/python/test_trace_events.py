@@ -115,6 +115,11 @@ def run_host(build, log, *args, env):
     return records
 
 
+def pid_of(records):
+    """The process id of the host that wrote `records`."""
+    return records[0]["pid"]
+
+
 def marker(records, call):
     """The one record of `call` (a marker such as "start" or "maps") in a log."""
     (found,) = [r for r in records if r["call"] == call]
@@ -706,7 +711,7 @@ def test_every_call_emits_its_event_exactly(build, lttng, sessions, tmp_path):
     """
     session = sessions.create()
     records = run_host(build, tmp_path / "script.jsonl", "--statedump", "yes", env=host_env(lttng))
-    checker = Checker(records, session.read())
+    checker = Checker(records, session.read(pids=[pid_of(records)]))
     checker.run()
 
     managers = {r["out"]["manager"] for r in records if r["call"] == "clrmemtrace_create"}
@@ -748,18 +753,17 @@ def test_late_sessions_start_with_a_state_dump(build, lttng, sessions, tmp_path)
         host.kill()
     records = read_log(log)
     assert records[-1]["failures"] == 0
-    first_checker = Checker(records, first.read(), active_from_step=1)
+    first_checker = Checker(records, first.read(pids=[pid_of(records)]), active_from_step=1)
     first_checker.run()
     assert first_checker.dumps == 2
-    second_checker = Checker(records, second.read(), active_from_step=2)
+    second_checker = Checker(records, second.read(pids=[pid_of(records)]), active_from_step=2)
     second_checker.run()
     assert second_checker.dumps == 1
 
 
 def assert_no_events(events, records):
     """No event in `events` comes from the process that wrote `records`."""
-    pid = marker(records, "start")["pid"]
-    mine = [e for e in events if e.context.get("vpid") == pid]
+    mine = [e for e in events if e.context.get("vpid") == pid_of(records)]
     assert not mine, f"{len(mine)} events from a process that must not trace: {mine[:3]}"
 
 
@@ -785,7 +789,7 @@ def test_runs_without_the_provider(build, lttng, sessions, tmp_path, how):
     assert maps["provider"] == 0 and maps["lttng_ust"] == 0
     if how == "library-alone":
         assert maps["library"].startswith(str(tmp_path / "lib"))
-    events = session.read()
+    events = session.read(pids=[pid_of(records), pid_of(control)])
     assert_no_events(events, records)
     Checker(control, events).run()
 
@@ -805,7 +809,7 @@ def test_trace_off_in_the_environment(build, lttng, sessions, tmp_path):
         assert maps["provider"] == 0 and maps["lttng_ust"] == 0, value
         runs.append(records)
     control = run_host(build, tmp_path / "control.jsonl", "--statedump", "yes", env=host_env(lttng))
-    events = session.read()
+    events = session.read(pids=[pid_of(r) for r in runs + [control]])
     for records in runs:
         assert_no_events(events, records)
     Checker(control, events).run()
@@ -826,7 +830,7 @@ def test_no_trace_flag_silences_one_manager(build, lttng, sessions, tmp_path):
         "yes",
         env=host_env(lttng),
     )
-    events = session.read()
+    events = session.read(pids=[pid_of(records)])
     Checker(records, events).run()
 
     created = [r for r in records if r["call"] == "clrmemtrace_create" and r["hr"] == S_OK]
@@ -834,7 +838,7 @@ def test_no_trace_flag_silences_one_manager(build, lttng, sessions, tmp_path):
     traced = {r["out"]["manager"] for r in created} - flagged
     assert flagged and traced
     assert sum(r["this"] in flagged for r in records) > 50, "the flagged manager did little"
-    pid = marker(records, "start")["pid"]
+    pid = pid_of(records)
     mine = [e for e in events if e.context["vpid"] == pid]
     ids = {e.fields["manager_id"] for e in mine if e.name == "manager_create"}
     assert {e.fields["manager"] for e in mine if e.name == "manager_create"} == traced
