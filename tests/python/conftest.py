@@ -10,7 +10,8 @@
 - ``sessions``: makes uniquely named sessions that enable explicit event names (never ``-a``)
   with the ``vpid``, ``vtid`` and ``procname`` contexts, and destroys them after the test.
   Their channel has per-process buffers, so other programs tracing on the same machine cannot
-  make a test's process lose events; ``Session.read()`` fails when the trace reports any loss.
+  make a test's process lose events. ``Session.read(pids=[...])`` stops the session and returns
+  the events of those processes, failing if their traces report any loss (see read_trace).
 
 Events are read back with Babeltrace2's Python bindings (``bt2``), which Debian ships only for
 ``/usr/bin/python3``.
@@ -90,6 +91,7 @@ def build():
 
 
 def _run_or_fail(argv, what, **kwargs):
+    """Runs a build command; fails the test with its output's tail when it fails."""
     proc = subprocess.run(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
     )
