@@ -15,6 +15,14 @@
 
 #if defined(_WIN32)
 #include <windows.h>
+/*
+ * The SDK's hosting header first: when it declares the memory interfaces
+ * (Microsoft's MSCorEE.h), they and their enumerations and IIDs are its, and
+ * this header adds only what is missing (mingw-w64's mscoree.h has
+ * IHostControl and ICLRRuntimeHost but not the memory interfaces). Either
+ * header may then be included again, in any order.
+ */
+#include <mscoree.h>
 #endif
 
 #ifdef __cplusplus
@@ -174,7 +182,23 @@ typedef struct _MEMORY_BASIC_INFORMATION {
 #define PAGE_TARGETS_INVALID 0x40000000
 #define PAGE_TARGETS_NO_UPDATE 0x40000000
 
-#endif /* !_WIN32 */
+#else /* _WIN32 */
+
+/* Placeholder flags of newer SDKs' winnt.h, which older mingw-w64 headers lack. */
+#ifndef MEM_COALESCE_PLACEHOLDERS
+#define MEM_COALESCE_PLACEHOLDERS 0x00000001
+#endif
+#ifndef MEM_PRESERVE_PLACEHOLDER
+#define MEM_PRESERVE_PLACEHOLDER 0x00000002
+#endif
+#ifndef MEM_REPLACE_PLACEHOLDER
+#define MEM_REPLACE_PLACEHOLDER 0x00004000
+#endif
+#ifndef MEM_RESERVE_PLACEHOLDER
+#define MEM_RESERVE_PLACEHOLDER 0x00040000
+#endif
+
+#endif /* _WIN32 */
 
 /* CLR hosting HRESULTs: MAKE_HRESULT(1, FACILITY_URT = 0x13, code). */
 #ifndef HOST_E_DEADLOCK
@@ -215,10 +239,16 @@ typedef enum {
 
 /* ---------- Interface identifiers (defined by the library) ---------- */
 
+/* On Windows IID_IUnknown is the SDK's (<unknwn.h>, the uuid library). */
+#if !defined(_WIN32)
 CLRMEMTRACE_EXPORT extern const IID IID_IUnknown;
+#endif
+/* Microsoft's MSCorEE.h defines these itself when it declares the interfaces. */
+#ifndef __IHostMemoryManager_INTERFACE_DEFINED__
 CLRMEMTRACE_EXPORT extern const IID IID_IHostMemoryManager;
 CLRMEMTRACE_EXPORT extern const IID IID_IHostMalloc;
 CLRMEMTRACE_EXPORT extern const IID IID_ICLRMemoryNotificationCallback;
+#endif
 
 /* ---------- Interfaces in MIDL C layout (vtable slots in IDL order) ---------- */
 
