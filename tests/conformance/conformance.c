@@ -2,10 +2,15 @@
 #include "conformance.h"
 
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <signal.h>
 #include <unistd.h>
+#endif
 
 #if defined(CONFORMANCE_HAVE_URCU_BP)
 #include <urcu/urcu-bp.h>
@@ -51,6 +56,35 @@ static void warm_up(void)
 	conformance_settle();
 }
 
+#if defined(_WIN32)
+void conformance_init(void)
+{
+	SYSTEM_INFO si;
+
+	GetSystemInfo(&si);
+	page = si.dwPageSize;
+	if ((uintptr_t)si.lpMaximumApplicationAddress + 1 != USER_LIMIT) {
+		fprintf(stderr, "the user-space limit is %p, not %#jx\n",
+			(void *)((uintptr_t)si.lpMaximumApplicationAddress + 1),
+			(uintmax_t)USER_LIMIT);
+		exit(1);
+	}
+	warm_up();
+}
+
+bool conformance_on_wine(void)
+{
+	HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+
+	return ntdll && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+void conformance_posix_only(void **state)
+{
+	print_message("[  SKIPPED ] POSIX backend only: %s\n", (const char *)*state);
+	skip();
+}
+#else
 void conformance_init(void)
 {
 	long ps = sysconf(_SC_PAGESIZE);
@@ -62,6 +96,12 @@ void conformance_init(void)
 	page = (size_t)ps;
 	warm_up();
 }
+
+bool conformance_on_wine(void)
+{
+	return false;
+}
+#endif
 
 void conformance_settle(void)
 {
@@ -205,7 +245,8 @@ void *alloc_ok_(IHostMemoryManager *mm, void *addr, SIZE_T size, DWORD type, DWO
 
 	if (hr != S_OK) {
 		print_error("VirtualAlloc(%p, %#zx, %#" PRIx32 ", %#" PRIx32 ") returned %s\n",
-			    addr, (size_t)size, type, protect, clrmemtrace_hresult_name(hr));
+			    addr, (size_t)size, (uint32_t)type, (uint32_t)protect,
+			    clrmemtrace_hresult_name(hr));
 	}
 	_assert_int_equal((uint32_t)hr, (uint32_t)S_OK, file, line);
 	_assert_true(p != NULL && p != SENTINEL_PTR, "VirtualAlloc result", file, line);
@@ -222,7 +263,8 @@ void alloc_fails_(IHostMemoryManager *mm, void *addr, SIZE_T size, DWORD type, D
 	if (hr != expected) {
 		print_error("VirtualAlloc(%p, %#zx, %#" PRIx32 ", %#" PRIx32
 			    ") returned %s, expected %s\n",
-			    addr, (size_t)size, type, protect, clrmemtrace_hresult_name(hr),
+			    addr, (size_t)size, (uint32_t)type, (uint32_t)protect,
+			    clrmemtrace_hresult_name(hr),
 			    clrmemtrace_hresult_name(expected));
 		if (hr == S_OK && p != NULL && p != SENTINEL_PTR) {
 			/* Do not leak what an unexpected success reserved. */
@@ -241,7 +283,7 @@ DWORD protect_ok_(IHostMemoryManager *mm, void *addr, SIZE_T size, DWORD protect
 
 	if (hr != S_OK) {
 		print_error("VirtualProtect(%p, %#zx, %#" PRIx32 ") returned %s\n", addr,
-			    (size_t)size, protect, clrmemtrace_hresult_name(hr));
+			    (size_t)size, (uint32_t)protect, clrmemtrace_hresult_name(hr));
 	}
 	_assert_int_equal((uint32_t)hr, (uint32_t)S_OK, file, line);
 	_assert_true(old != SENTINEL_DWORD, "old protection written", file, line);
@@ -256,7 +298,7 @@ void protect_fails_(IHostMemoryManager *mm, void *addr, SIZE_T size, DWORD prote
 
 	if (hr != expected) {
 		print_error("VirtualProtect(%p, %#zx, %#" PRIx32 ") returned %s, expected %s\n",
-			    addr, (size_t)size, protect, clrmemtrace_hresult_name(hr),
+			    addr, (size_t)size, (uint32_t)protect, clrmemtrace_hresult_name(hr),
 			    clrmemtrace_hresult_name(expected));
 	}
 	_assert_int_equal((uint32_t)hr, (uint32_t)expected, file, line);
@@ -317,6 +359,7 @@ int manager_teardown(void **state)
 
 /* ---------- Effects ---------- */
 
+#if !defined(_WIN32)
 static sigjmp_buf call_env;
 static volatile sig_atomic_t call_armed;
 
@@ -328,6 +371,8 @@ static void on_call_fault(int sig)
 		siglongjmp(call_env, 1);
 	}
 }
+
+#endif
 
 bool can_probe_execution(void)
 {
@@ -352,6 +397,12 @@ void write_return(void *p)
 	__builtin___clear_cache((char *)p, (char *)p + sizeof(ret));
 }
 
+#if defined(_WIN32)
+bool probe_callable(const void *p)
+{
+	return probe_call(p);
+}
+#else
 bool probe_callable(const void *p)
 {
 	struct sigaction sa, old_segv, old_bus;
@@ -376,6 +427,7 @@ bool probe_callable(const void *p)
 	sigaction(SIGBUS, &old_bus, NULL);
 	return ok;
 }
+#endif
 
 void check_access_(void *p, DWORD protect, const char *file, int line)
 {
@@ -385,14 +437,32 @@ void check_access_(void *p, DWORD protect, const char *file, int line)
 	bool writable = !guard && (base == PAGE_READWRITE || base == PAGE_EXECUTE_READWRITE);
 	bool ok = true;
 
+#if defined(_WIN32)
+	if (guard) {
+		DWORD old;
+
+		/*
+		 * Windows raises STATUS_GUARD_PAGE_VIOLATION once and turns the
+		 * guard off (#63): the read must fault, and the guard is then put
+		 * back on the page the probe consumed it from, leaving the state
+		 * the manager reported.
+		 */
+		if (probe_readable(p)) {
+			print_error("%p: a read succeeds on a guard page\n", p);
+			_fail(file, line);
+		}
+		VirtualProtect(p, 1, protect, &old);
+		return;
+	}
+#endif
 	if (probe_readable(p) != readable) {
 		print_error("%p: a read %s, but the protection is %#" PRIx32 "\n", p,
-			    readable ? "faults" : "succeeds", protect);
+			    readable ? "faults" : "succeeds", (uint32_t)protect);
 		ok = false;
 	}
 	if (probe_writable(p) != writable) {
 		print_error("%p: a write %s, but the protection is %#" PRIx32 "\n", p,
-			    writable ? "faults" : "succeeds", protect);
+			    writable ? "faults" : "succeeds", (uint32_t)protect);
 		ok = false;
 	}
 	if (ok && writable && can_probe_execution()) {
@@ -402,7 +472,7 @@ void check_access_(void *p, DWORD protect, const char *file, int line)
 		memcpy(saved, p, sizeof(saved));
 		if (probe_executable_after_write(p) != executable) {
 			print_error("%p: code %s, but the protection is %#" PRIx32 "\n", p,
-				    executable ? "does not run" : "runs", protect);
+				    executable ? "does not run" : "runs", (uint32_t)protect);
 			ok = false;
 		}
 		memcpy(p, saved, sizeof(saved));
@@ -413,6 +483,48 @@ void check_access_(void *p, DWORD protect, const char *file, int line)
 }
 
 /* ---------- The kernel's view ---------- */
+
+#if defined(_WIN32)
+/* Windows: the OS's VirtualQuery; a "mapping" is a run of pages it reports. */
+bool vma_find(uintptr_t addr, struct vma_info *out)
+{
+	MEMORY_BASIC_INFORMATION m;
+
+	if (VirtualQuery((void *)addr, &m, sizeof(m)) != sizeof(m) || m.State == MEM_FREE) {
+		return false;
+	}
+	memset(out, 0, sizeof(*out));
+	out->start = (uintptr_t)m.BaseAddress;
+	out->end = out->start + m.RegionSize;
+	if (!maps_prot_of((void *)addr, out->perms)) {
+		return false;
+	}
+	return true;
+}
+
+/*
+ * For a free address, the end of its free run as the OS reports it (Wine
+ * also ends free runs at its own internal reservations); for a mapped one,
+ * the start of the next mapped run above it.
+ */
+uintptr_t vma_next_start(uintptr_t addr)
+{
+	MEMORY_BASIC_INFORMATION m;
+	uintptr_t at;
+
+	if (VirtualQuery((void *)addr, &m, sizeof(m)) != sizeof(m) || m.RegionSize == 0) {
+		return USER_LIMIT;
+	}
+	at = (uintptr_t)m.BaseAddress + m.RegionSize;
+	if (m.State != MEM_FREE) {
+		while (at < USER_LIMIT && VirtualQuery((void *)at, &m, sizeof(m)) == sizeof(m) &&
+		       m.State == MEM_FREE && m.RegionSize != 0) {
+			at += m.RegionSize;
+		}
+	}
+	return at < USER_LIMIT ? at : USER_LIMIT;
+}
+#else
 
 static bool parse_line(const char *line, struct vma_info *v)
 {
@@ -479,3 +591,4 @@ uintptr_t vma_next_start(uintptr_t addr)
 	fclose(f);
 	return next;
 }
+#endif

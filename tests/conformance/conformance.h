@@ -30,7 +30,10 @@ extern size_t page;
 #define GRANULARITY ((size_t)0x10000)
 
 /* The first address above user space, as the library defines it. */
-#if defined(__x86_64__)
+#if defined(_WIN32) && defined(__x86_64__)
+/* Windows x64 and Wine (conformance_init checks GetSystemInfo agrees). */
+#define USER_LIMIT ((uintptr_t)0x7fffffff0000)
+#elif defined(__x86_64__)
 #define USER_LIMIT ((uintptr_t)0x7ffffffff000)
 #elif defined(__aarch64__)
 #define USER_LIMIT ((uintptr_t)1 << 48)
@@ -69,6 +72,79 @@ void conformance_settle(void);
  * `return conformance_done(rc);`.
  */
 int conformance_done(int rc);
+
+/* ---------- Windows, Wine and POSIX ---------- */
+
+/* Whether the tests run under Wine (never on POSIX). */
+bool conformance_on_wine(void);
+
+/*
+ * What a check expects where Wine differs from Windows' documented
+ * behaviour, which Windows and the POSIX backend follow (DESIGN.md): `wine`
+ * under Wine, `windows` everywhere else. Each use says what differs.
+ */
+#define WINE_DIFFERS(wine, windows) (conformance_on_wine() ? (wine) : (windows))
+
+/*
+ * A check Wine would fail because it accepts what Windows and the POSIX
+ * backend refuse (Wine's own tests mark such checks todo_wine): run
+ * everywhere but under Wine. Each use says what Wine accepts.
+ */
+#define UNLESS_WINE(stmt)                      \
+	do {                                   \
+		if (!conformance_on_wine()) {  \
+			stmt;                  \
+		}                              \
+	} while (0)
+
+/*
+ * What VirtualFree and VirtualProtect of unallocated (free) memory fail
+ * with: ERROR_INVALID_ADDRESS, as on Windows (DESIGN.md); Wine answers
+ * ERROR_INVALID_PARAMETER (no view holds the address).
+ */
+#define HR_UNALLOCATED WINE_DIFFERS(HR_INVALID_PARAMETER, HR_INVALID_ADDRESS)
+
+/* The Windows backend (on Windows or Wine), which forwards to the OS. */
+#if defined(_WIN32)
+#define WINDOWS_BACKEND 1
+#else
+#define WINDOWS_BACKEND 0
+#endif
+
+/*
+ * A check that rests on the POSIX process layout, run with the POSIX
+ * backend only. Each use says why it does not hold on Windows.
+ */
+#define UNLESS_WINDOWS(stmt)                 \
+	do {                                 \
+		if (!WINDOWS_BACKEND) {      \
+			stmt;                \
+		}                            \
+	} while (0)
+
+/*
+ * What a check expects where the POSIX backend intentionally differs from
+ * Windows (DESIGN.md: write watch, guard pages): `posix` there, `windows`
+ * with the Windows backend. Each use says why.
+ */
+#define POSIX_DIFFERS(posix, windows) (WINDOWS_BACKEND ? (windows) : (posix))
+
+/*
+ * Registers a test of the POSIX backend's own machinery: how it reads the
+ * kernel's view of memory it does not own (/proc/self/maps: foreign and
+ * file mappings at page granularity, thread stacks, shared objects) and how
+ * queries behave while a signal parks a writer. On Windows the OS answers
+ * for that memory itself and none of it exists, so the test is reported as
+ * skipped there with its reason (and its code is not built).
+ */
+#if defined(_WIN32)
+void conformance_posix_only(void **state);
+#define POSIX_ONLY_TEST(f, reason) \
+	{ #f, conformance_posix_only, NULL, NULL, (void *)(uintptr_t)(reason) }
+#else
+#define POSIX_ONLY_TEST(f, reason) \
+	cmocka_unit_test_setup_teardown(f, manager_setup, manager_teardown)
+#endif
 
 /* ---------- Exact results ---------- */
 

@@ -12,8 +12,12 @@
 static const IID IID_Unsupported = {
 	0x12345678, 0x9abc, 0xdef0, { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef }
 };
-/* IHostControl (§1.2): a real hosting interface these objects do not implement. */
-static const IID IID_IHostControl = {
+/*
+ * IHostControl (§1.2): a real hosting interface these objects do not
+ * implement. (Not named IID_IHostControl: on Windows the SDK's mscoree.h,
+ * which clrmemtrace.h includes there, declares that one.)
+ */
+static const IID iid_host_control = {
 	0x02CA073C, 0x7079, 0x4860, { 0x88, 0x0A, 0xC2, 0xF7, 0xA4, 0x49, 0xC9, 0x91 }
 };
 
@@ -49,7 +53,7 @@ static void test_unknown_manager_query_interface(void **state)
 	const IID *refused[] = {
 		&IID_IHostMalloc,
 		&IID_ICLRMemoryNotificationCallback,
-		&IID_IHostControl,
+		&iid_host_control,
 		&IID_Unsupported,
 	};
 	void *unk = SENTINEL_PTR, *self = SENTINEL_PTR;
@@ -95,7 +99,7 @@ static void test_unknown_heap_query_interface(void **state)
 	const IID *refused[] = {
 		&IID_IHostMemoryManager,
 		&IID_ICLRMemoryNotificationCallback,
-		&IID_IHostControl,
+		&iid_host_control,
 		&IID_Unsupported,
 	};
 	DWORD type;

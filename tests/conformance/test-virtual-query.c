@@ -21,6 +21,7 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
+#if !defined(_WIN32) /* POSIX backend only: see POSIX_ONLY_TEST. */
 /*
  * A free, 64 KiB-aligned block of address space with nothing mapped in it,
  * for mappings whose neighbours the test must control (the kernel merges
@@ -43,6 +44,8 @@ static char *map_at(void *addr, size_t len, int prot, int flags, int fd)
 	assert_ptr_equal(p, addr);
 	return p;
 }
+
+#endif
 
 /* #50 */
 static void test_query_base_rounding(void **state)
@@ -101,6 +104,7 @@ static void test_query_granule_tail(void **state)
 	release_ok(mm, addr);
 }
 
+#if !defined(_WIN32) /* POSIX backend only: see POSIX_ONLY_TEST. */
 /* #52: a one-page hole between two mappings. */
 static void test_query_free_hole(void **state)
 {
@@ -140,6 +144,8 @@ static void test_query_free_gap_bounded_by_reservation(void **state)
 	assert_int_equal(munmap(m, page), 0);
 	release_ok(mm, r);
 }
+
+#endif
 
 /* #53 */
 static void test_query_protect_fields(void **state)
@@ -323,6 +329,7 @@ static void test_query_walk_address_space(void **state)
 	release_ok(mm, r);
 }
 
+#if !defined(_WIN32) /* POSIX backend only: see POSIX_ONLY_TEST. */
 /* #58: the calling thread's own stack. */
 static void test_query_own_stack(void **state)
 {
@@ -409,6 +416,9 @@ static void test_query_thread_stack(void **state)
 	pthread_barrier_destroy(&ts.done);
 }
 
+#endif
+
+#if !defined(_WIN32) /* POSIX backend only: see POSIX_ONLY_TEST. */
 /* Win32 protection of a mapping as the kernel lists it. */
 static DWORD protect_of_perms(const char *perms)
 {
@@ -552,6 +562,8 @@ static void test_query_foreign_anonymous(void **state)
 	assert_int_equal(munmap(none, 3 * page), 0);
 }
 
+#endif
+
 /* #52: address 0 is free up to the first mapping. */
 static void test_query_null_address(void **state)
 {
@@ -615,6 +627,15 @@ static void model_check(IHostMemoryManager *mm, char *base, const struct model *
 			end++;
 		}
 		query(mm, base + at * page, &m);
+		/*
+		 * Wine ends a reserved run where the pages' former protections
+		 * differ; reserved pages compare equal whatever their history
+		 * (DESIGN.md). Under Wine a reserved run may stop early.
+		 */
+		if (!p && conformance_on_wine() && m.State == MEM_RESERVE &&
+		    m.RegionSize < (end - at) * page && m.RegionSize > 0) {
+			end = at + m.RegionSize / page;
+		}
 		if (m.RegionSize != (end - at) * page || m.Protect != p) {
 			print_error("step %d, page %zu\n", step, at);
 		}
@@ -844,6 +865,7 @@ static void test_query_consistent_during_writes(void **state)
 	release_ok(mm, f.large);
 }
 
+#if !defined(_WIN32) /* POSIX backend only: see POSIX_ONLY_TEST. */
 /* ---------- Queries while a writer is suspended ---------- */
 
 struct suspension {
@@ -993,6 +1015,8 @@ static void test_query_while_writer_suspended(void **state)
 	release_ok(mm, s.area);
 }
 
+#endif
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, manager_setup, manager_teardown)
 
 int main(void)
@@ -1001,24 +1025,25 @@ int main(void)
 		TEST(test_query_base_rounding),
 		TEST(test_query_run_bounded_by_allocation),
 		TEST(test_query_granule_tail),
-		TEST(test_query_free_hole),
-		TEST(test_query_free_gap_bounded_by_reservation),
+		POSIX_ONLY_TEST(test_query_free_hole, "foreign mappings at page boundaries"),
+		POSIX_ONLY_TEST(test_query_free_gap_bounded_by_reservation,
+				"foreign mappings at page boundaries"),
 		TEST(test_query_protect_fields),
 		TEST(test_query_type_private),
 		TEST(test_query_length_and_pointers),
 		TEST(test_query_beyond_user_limit),
 		TEST(test_query_nocache_not_per_page),
 		TEST(test_query_walk_address_space),
-		TEST(test_query_own_stack),
-		TEST(test_query_thread_stack),
-		TEST(test_query_image),
-		TEST(test_query_shared_file_mapping),
-		TEST(test_query_private_file_mapping),
-		TEST(test_query_foreign_anonymous),
+		POSIX_ONLY_TEST(test_query_own_stack, "stacks as /proc/self/maps lists them"),
+		POSIX_ONLY_TEST(test_query_thread_stack, "stacks as /proc/self/maps lists them"),
+		POSIX_ONLY_TEST(test_query_image, "shared objects as /proc/self/maps lists them"),
+		POSIX_ONLY_TEST(test_query_shared_file_mapping, "file mappings at page boundaries"),
+		POSIX_ONLY_TEST(test_query_private_file_mapping, "file mappings at page boundaries"),
+		POSIX_ONLY_TEST(test_query_foreign_anonymous, "foreign mappings at page boundaries"),
 		TEST(test_query_null_address),
 		TEST(test_query_against_model),
 		TEST(test_query_consistent_during_writes),
-		TEST(test_query_while_writer_suspended),
+		POSIX_ONLY_TEST(test_query_while_writer_suspended, "a writer parked by a signal handler"),
 	};
 
 	conformance_init();

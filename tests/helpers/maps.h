@@ -3,7 +3,8 @@
  * Cross-checks a manager's page-state map against the kernel's view
  * (/proc/self/maps): every page VirtualQuery reports in [base, base+size)
  * must be mapped with the matching Unix protection (committed, not guard:
- * its access bits; reserved or guard: no access).
+ * its access bits; reserved or guard: no access). On Windows the kernel's
+ * view is the OS's VirtualQuery, and every field must match it.
  */
 #ifndef CLRMEMTRACE_TEST_MAPS_H
 #define CLRMEMTRACE_TEST_MAPS_H
