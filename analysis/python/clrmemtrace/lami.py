@@ -40,6 +40,10 @@ MI_VERSION = {"major": 1, "minor": 0}
 # The rows a table may hold when --limit is `unlimited`: the plugin's largest max-details.
 UNLIMITED = 10_000_000
 
+# Incomplete-trace reasons shown in the WARNING line and the totals: a consumer may not read
+# stderr until the program ends, so what is written there stays short.
+REASONS_SHOWN = 10
+
 AUTHORS = ["The clrmemtrace authors"]
 TAGS = ["clrmemtrace", "clr", "memory", "lttng-ust"]
 
@@ -147,6 +151,17 @@ def _version_object(text):
     if extra:
         obj["extra"] = extra
     return obj
+
+
+def incomplete_because(summary):
+    """Why the trace is incomplete, on one line: its first reasons ("" when complete)."""
+    reasons = summary["incomplete_reasons"]
+    if not summary["complete"] and not reasons:
+        return "no reason given"
+    text = "; ".join(reasons[:REASONS_SHOWN])
+    if len(reasons) > REASONS_SHOWN:
+        text += f"; and {len(reasons) - REASONS_SHOWN} more"
+    return text
 
 
 def _process_names(summary):
@@ -273,7 +288,7 @@ def summary_tables(summary, limit):
         number(check["mismatches"]),
         number(check["unverifiable"]),
         number(sum(summary["anomaly_counts"].values())),
-        string("; ".join(summary["incomplete_reasons"])),
+        string(incomplete_because(summary)),
     ]
     managers = [
         [
@@ -629,8 +644,7 @@ def run(analysis, argv):
         _progress(0, f"Analysing {args.trace}")
     document, summary = results(analysis, args.trace, args.begin, args.end, args.limit)
     if not summary["complete"]:
-        reasons = "; ".join(summary["incomplete_reasons"]) or "no reason given"
-        print(f"WARNING: incomplete trace: {reasons}", file=sys.stderr)
+        print(f"WARNING: incomplete trace: {incomplete_because(summary)}", file=sys.stderr)
     if args.output_progress:
         _progress(1, "Done")
     _print_json(document)
