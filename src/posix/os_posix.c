@@ -5,6 +5,7 @@
 #include "os_posix.h"
 
 #include "rcu.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,10 +172,19 @@ static void fork_parent(void)
 	urcu_bp_call_rcu_after_fork_parent();
 }
 
+/*
+ * The child starts with no session of its own: LTTng-UST registers it anew
+ * (liblttng-ust-fork.so), and its events stay off until a session that
+ * tracks it enables them. Forgetting what the parent saw makes that
+ * enabling a 0 -> 1 transition, so the child's first traced call dumps the
+ * state it inherited. Plain stores only: this runs in the child of fork.
+ */
 static void fork_child(void)
 {
 	urcu_bp_after_fork_child();
 	urcu_bp_call_rcu_after_fork_child();
+	__atomic_store_n(&clrmemtrace__dump_seen, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&clrmemtrace__request_seen, 0, __ATOMIC_RELAXED);
 }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;

@@ -423,10 +423,22 @@ static void fork_release(void)
 	pthread_rwlock_unlock(&dump_lock);
 }
 
+/*
+ * The child's sessions are its own (LTTng-UST registers it anew, with
+ * liblttng-ust-fork.so): forgetting that the parent's sessions saw a dump
+ * makes the first traced call after one enables maps_begin dump the child's
+ * mappings.
+ */
+static void fork_child(void)
+{
+	__atomic_store_n(&dump_seen, 0, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&dump_lock);
+}
+
 __attribute__((constructor)) static void interpose_init(void)
 {
 	resolve_all();
-	pthread_atfork(fork_prepare, fork_release, fork_release);
+	pthread_atfork(fork_prepare, fork_release, fork_child);
 	if (env_says_off("CLRMEMTRACE_TRACE")) {
 		tracing_off = true;
 		return;
