@@ -302,9 +302,7 @@ def summary_tables(summary, limit):
         for m in p["managers"]
     ]
     calls = [
-        [string(name), number(count)]
-        for name, count in sorted(virtual["calls"].items())
-        if count
+        [string(name), number(count)] for name, count in sorted(virtual["calls"].items()) if count
     ]
     protections = [
         [string(name), size(value)]
