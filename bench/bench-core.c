@@ -3,6 +3,9 @@
  * Core benchmarks, each a ratio of two variants measured side by side in one
  * run: the variants alternate in short rounds, and the ratio reported is the
  * median of the per-round ratios, so drift in machine load affects both.
+ * Times are the process's CPU time (system calls and the library's own
+ * threads included), so that other programs on a busy machine do not decide
+ * the result.
  *
  *   vm-cycle      reserve -> commit -> protect -> decommit -> release through
  *                 the manager vs the same mmap/mprotect/mmap/munmap calls made
@@ -37,7 +40,7 @@ static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
