@@ -596,16 +596,26 @@ def build_parser(analysis):
     return parser
 
 
-def results(analysis, trace, begin=None, end=None, limit=None):
-    """The analysis results object of ``analysis`` on the trace, between ``begin`` and ``end``."""
-    info = engine.open_trace_check(trace)
-    details = limit or UNLIMITED
-    summary = engine.summary(info.path, max_details=details, time_range=(begin, end))
+def _span(begin, end, summary, first_ns):
+    """The time range the tables cover: the bounds asked for, else those of the events."""
     first = begin if begin is not None else summary["begin_ns"]
     last = end if end is not None else summary["end_ns"]
-    first = first if first is not None else last if last is not None else info.first_ns
-    last = last if last is not None else first
-    span = time_range(first, last)
+    if first is None:  # no event in a range without a beginning
+        first = last if last is not None else first_ns
+    if last is None:
+        last = first
+    return time_range(first, last)
+
+
+def results(analysis, trace, begin=None, end=None, limit=None):
+    """The analysis results object of ``analysis`` on the trace, between ``begin`` and ``end``.
+
+    Returns it with the summary document it comes from.
+    """
+    info = engine.open_trace_check(trace)
+    details = min(limit, UNLIMITED) if limit else UNLIMITED
+    summary = engine.summary(info.path, max_details=details, time_range=(begin, end))
+    span = _span(begin, end, summary, info.first_ns)
     tables = []
     for table_class, rows in analysis.tables(summary, details):
         tables.append({"time-range": span, "class": table_class, "data": rows[:details]})
