@@ -13,7 +13,17 @@ import sys
 from clrmemtrace import __version__
 
 # Subcommand modules, in the order `clrmemtrace --help` lists them.
-SUBCOMMANDS = ["record", "summary", "timeline", "mapcmd", "leaks", "check", "latency", "diff"]
+SUBCOMMANDS = [
+    "record",
+    "summary",
+    "timeline",
+    "mapcmd",
+    "leaks",
+    "check",
+    "latency",
+    "plot",
+    "diff",
+]
 
 # Exit statuses shared by every subcommand.
 EXIT_OK = 0
