@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "check",
     "latency",
     "plot",
+    "report",
     "diff",
 ]
 
