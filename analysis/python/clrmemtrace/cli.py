@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "latency",
     "plot",
     "report",
+    "export",
     "diff",
 ]
 
