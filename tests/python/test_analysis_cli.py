@@ -177,7 +177,18 @@ def test_entry_point(engine):
 def test_entry_point_usage():
     proc = program("--help")
     assert proc.returncode == 0
-    for name in ("summary", "timeline", "map", "leaks", "check", "latency", "diff"):
+    for name in (
+        "summary",
+        "timeline",
+        "map",
+        "leaks",
+        "check",
+        "latency",
+        "plot",
+        "report",
+        "export",
+        "diff",
+    ):
         assert f"    {name} " in proc.stdout
     assert program().returncode == 2
     assert program("map", cases.trace_path("rwx")).returncode == 2  # --at is required
