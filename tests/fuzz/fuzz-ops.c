@@ -19,7 +19,7 @@
  * used where the call must fail.
  *
  * Input format (tests/fuzz/make-corpus.py writes it): a sequence of
- * operations, each an opcode byte (taken modulo 16, see op_table) followed
+ * operations, each an opcode byte (taken modulo 20, see op_table) followed
  * by its arguments. An argument "spec" starts with a selector byte that may
  * be followed by more bytes; see the decode_* functions. A truncated input
  * reads as zeros; decoding stops at the end of the input or after MAX_OPS
@@ -67,7 +67,7 @@ extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__
 #define GRANULE ((uintptr_t)0x10000)
 #define MIB ((size_t)1 << 20)
 /* Reservations the library may place are at most this large. */
-#define MAX_RESERVE (64 * MIB + 2 * GRANULE)
+#define MAX_RESERVE (128 * MIB + 2 * GRANULE)
 /* Heap blocks are at most this large (unless the size must fail). */
 #define MAX_BLOCK (8 * MIB)
 #define ARENA_SIZE (256 * MIB)
@@ -442,7 +442,7 @@ static size_t decode_size(struct input *in)
 		SIZE_MAX - GRANULE,
 		user_limit - page + 1,
 	};
-	const size_t cap[4] = { 64 * MIB - page, 64 * MIB, 64 * MIB + 1, 64 * MIB + GRANULE };
+	const size_t cap[4] = { 64 * MIB, 64 * MIB + 1, 128 * MIB, 128 * MIB + GRANULE };
 
 	switch (b & 15) {
 	case 0:
@@ -460,7 +460,7 @@ static size_t decode_size(struct input *in)
 	case 6:
 		return (k + 1) * GRANULE + 1;
 	case 7:
-		return (size_t)(u16(in) % (64 * MIB / page + 1)) * page;
+		return (size_t)(u16(in) % (128 * MIB / page + 1)) * page;
 	case 8:
 		return huge[k];
 	case 9:
@@ -1411,30 +1411,25 @@ static int free_block_slot(void)
 	return -1;
 }
 
-static void op_heap_alloc(struct input *in)
+/*
+ * One Alloc or DebugAlloc, checked; true when the heap was asked (false:
+ * skipped because the model has no room or the block would be too large).
+ */
+static bool heap_alloc_one(int heap, size_t size, int level, uint8_t kind)
 {
-	uint8_t h = u8(in);
-	size_t size = decode_heap_size(in);
-	int level = decode_level(in);
-	uint8_t kind = u8(in);
 	bool debug = kind & 1, file_null = kind & 2, out_null = kind == 0xff;
-	int heap = nth_heap(h), slot = free_block_slot();
+	IHostMalloc *hm = M.heap[heap].handle;
+	int slot = free_block_slot();
 	void *p = SENTINEL;
 	struct mblock *b;
-	IHostMalloc *hm;
 	HRESULT hr, want;
 
-	if (heap < 0) {
-		log_op("Alloc: no heap, skipped\n");
-		return;
-	}
-	hm = M.heap[heap].handle;
 	want = model_heap_alloc(&M, size, level, out_null);
 	log_op("heap%d->%s(%#zx, %d%s)", heap, debug ? "DebugAlloc" : "Alloc", size, level,
 	       out_null ? ", NULL" : "");
 	if (want == S_OK && (slot < 0 || size > MAX_BLOCK)) {
 		log_add(" skipped: %s\n", slot < 0 ? "blocks full" : "too large");
-		return;
+		return false;
 	}
 	if (debug) {
 		hr = IHostMalloc_DebugAlloc(hm, size, (EMemoryCriticalLevel)level,
@@ -1449,7 +1444,7 @@ static void op_heap_alloc(struct input *in)
 		if (!out_null && p != NULL) {
 			fail("Alloc failed but *ppMem is %p", p);
 		}
-		return;
+		return true;
 	}
 	if (!p || ((uintptr_t)p & 15)) {
 		fail("Alloc returned %p, not a 16-byte aligned block", p);
@@ -1467,6 +1462,45 @@ static void op_heap_alloc(struct input *in)
 	b->size = size;
 	b->seed = ++next_seed;
 	block_fill(b);
+	return true;
+}
+
+static void op_heap_alloc(struct input *in)
+{
+	uint8_t h = u8(in);
+	size_t size = decode_heap_size(in);
+	int level = decode_level(in);
+	uint8_t kind = u8(in);
+	int heap = nth_heap(h);
+
+	if (heap < 0) {
+		log_op("Alloc: no heap, skipped\n");
+		return;
+	}
+	heap_alloc_one(heap, size, level, kind);
+}
+
+/*
+ * Many blocks of one size at once: enough to fill spans, move blocks
+ * between a thread's cache and the spans, and empty spans again.
+ */
+static void op_heap_burst(struct input *in)
+{
+	uint8_t h = u8(in);
+	size_t size = decode_heap_size(in);
+	unsigned count = 1u + u8(in) % 96u, k;
+	int heap = nth_heap(h);
+
+	if (heap < 0) {
+		log_op("burst: no heap, skipped\n");
+		return;
+	}
+	log_op("burst of %u blocks of %#zx bytes on heap%d\n", count, size, heap);
+	for (k = 0; k < count; k++) {
+		if (!heap_alloc_one(heap, size, eTaskCritical, 0)) {
+			return;
+		}
+	}
 }
 
 /* A pointer for Free: see the cases. */
@@ -1547,6 +1581,35 @@ static void op_heap_free(struct input *in)
 	if (block >= 0) {
 		M.block[block].live = false;
 		remember_freed(p);
+	}
+}
+
+/* Frees a heap's live blocks in an order of the input's choice, checking each. */
+static void op_heap_free_all(struct input *in)
+{
+	uint8_t h = u8(in), order = u8(in) % 3;
+	int heap = nth_heap(h), pass, i;
+
+	if (heap < 0) {
+		log_op("free all: no heap, skipped\n");
+		return;
+	}
+	log_op("free all blocks of heap%d, %s\n", heap,
+	       order == 0 ? "oldest slot first" : order == 1 ? "newest slot first" : "every other first");
+	for (pass = 0; pass < (order == 2 ? 2 : 1); pass++) {
+		for (i = 0; i < MODEL_MAX_BLOCKS; i++) {
+			int k = order == 1 ? MODEL_MAX_BLOCKS - 1 - i : i;
+			struct mblock *b = &M.block[k];
+
+			if (!b->live || b->heap != heap || (order == 2 && (k & 1) != pass)) {
+				continue;
+			}
+			block_check(b);
+			expect_hr(IHostMalloc_Free((IHostMalloc *)M.heap[heap].handle, b->ptr), S_OK,
+				  "Free of a live block");
+			b->live = false;
+			remember_freed(b->ptr);
+		}
 	}
 }
 
@@ -1835,8 +1898,8 @@ static void op_check(struct input *in)
 
 typedef void (*op_fn)(struct input *in);
 
-/* The opcode byte, modulo 16, picks the operation: calls that shape memory come more often. */
-static const op_fn op_table[16] = {
+/* The opcode byte, modulo 20, picks the operation: calls that shape memory come more often. */
+static const op_fn op_table[20] = {
 	op_alloc,
 	op_alloc,
 	op_alloc,
@@ -1853,6 +1916,10 @@ static const op_fn op_table[16] = {
 	op_heap_ref,
 	op_manager,
 	op_check,
+	op_heap_burst,
+	op_heap_free_all,
+	op_heap_alloc,
+	op_heap_free,
 };
 
 /* ---------- One input ---------- */
@@ -1936,7 +2003,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("clrmemtrace_create: %s", hr_name(hr));
 	}
 	for (op_number = 0; op_number < MAX_OPS && in.n; op_number++) {
-		op_table[u8(&in) % 16](&in);
+		op_table[u8(&in) % 20](&in);
 	}
 	finish_input();
 	if (verbose) {

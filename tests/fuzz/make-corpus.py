@@ -16,10 +16,11 @@ import os
 import struct
 import sys
 
-# ---------- Operation codes (the opcode byte, taken modulo 16) ----------
+# ---------- Operation codes (the opcode byte, taken modulo 20) ----------
 
 ALLOC, FREE, PROTECT, QUERY, TOUCH = 0, 3, 5, 7, 9
 CREATE_MALLOC, HALLOC, HFREE, HEAP_REF, MANAGER, CHECK = 10, 11, 12, 13, 14, 15
+BURST, FREE_ALL = 16, 17
 
 # ---------- Argument specs ----------
 
@@ -287,6 +288,15 @@ def misc_ptr(c, extra=0):
     return [7, c] + ([extra] if c % 4 == 3 else [])
 
 
+def burst(heap, size, count):
+    assert 1 <= count <= 96
+    return bytes([BURST, heap] + size + [count - 1])
+
+
+def free_all(heap, order=0):
+    return bytes([FREE_ALL, heap, order])
+
+
 def heap_ref(heap, action):
     return bytes([HEAP_REF, heap, action])
 
@@ -542,6 +552,23 @@ def seeds():
         alloc(null(), pages(2), T_RC, READWRITE) +
         heap_free(0, addr_ptr(at(0))) + check(1))
 
+    # Enough blocks to fill spans, overflow a thread cache's bin and empty spans again.
+    s['heap-burst'] = (
+        create_malloc(1) +
+        burst(0, hsize_boundary(11), 13) + free_all(0, 2) +      # 16 KiB: 3 blocks a span
+        burst(0, hsize(48), 96) + free_all(0, 0) +
+        burst(0, hsize(48), 96) + burst(0, hsize(48), 40) + free_all(0, 1) +
+        burst(0, hsize_boundary(8), 70) + heap_free(0, own_block(5)) +
+        burst(0, hsize_zero(), 20) + check(1) + check(0) + free_all(0, 2))
+    s['heap-many-heaps'] = (
+        b''.join(bytes(create_malloc(t % 4) + burst(t, hsize(16 + 8 * t), 5))
+                 for t in range(6)) +
+        b''.join(bytes(heap_free(t, own_block(t)) + heap_alloc(5 - t, hsize(40)))
+                 for t in range(6)) +
+        b''.join(bytes(free_all(t, t % 3)) for t in range(6)) +
+        heap_ref(2, 1) + heap_ref(4, 1) + create_malloc(2) + burst(4, hsize(64), 8) +
+        check(1) + check(0))
+
     # The manager's other methods.
     s['manager-misc'] = (
         manager(0) + manager(0) + manager(1) + manager(2) + manager(3) + manager(4) +
@@ -554,6 +581,28 @@ def seeds():
         manager(11, hostile(17), pages(2)) +
         manager(12, [1], arena(41)) + manager(12, [0, 0]) + manager(12, [0, 0]) +
         manager(12, [1], null()) + manager(1) + manager(1))
+
+    # Which check comes first, where the answers differ.
+    s['check-order'] = (
+        alloc(null(), pages(2), T_RESERVE, NOACCESS) +
+        alloc(granule_tail(0), pages(1), T_COMMIT, invalid(0)) +   # #17 before #2
+        alloc(stack(), pages(1), T_COMMIT, invalid(6)) +
+        alloc(hostile(3), pages(1), T_COMMIT, READWRITE) +          # #9
+        alloc(hostile(7), huge(3), T_COMMIT, invalid(0)) +
+        alloc(stack(), pages(1), T_RESET, invalid(0)) +             # #62 before #61
+        protect(at(0), pages(1), invalid(0)) +                      # #40 before #45
+        protect(stack(), pages(1), invalid(0)) +
+        protect(end_minus(0, 1), pages(2), invalid(0)) +            # #49a
+        protect(hostile(9), huge(3), READONLY) +
+        free(stack(), pages(1), F_ZERO) +                           # #35 before #27
+        free(null(), pages(1), F_ZERO) +
+        free(stack(), pages(1), F_RELEASE) +                        # #29 first
+        free(at(0), huge(3), F_DECOMMIT) +
+        query(hostile(11), 0xc0 + 6) + query(hostile(11), 0xc0 + 6, 0xff) +
+        query(hostile(11), 0, 0xfe) +
+        create_malloc(0x80, out_null=True) + create_malloc(1) +
+        heap_alloc(0, hsize_huge(0), lvl=BAD_LEVELS[1]) +
+        heap_alloc(0, hsize(8), lvl=BAD_LEVELS[1], out_null=True))
 
     # Longer mixes.
     s['mix-runs'] = (

@@ -29,7 +29,7 @@
 /* Bounds that keep one input small and its inputs independent. */
 #define MODEL_MAX_RES 8
 #define MODEL_MAX_HEAPS 6
-#define MODEL_MAX_BLOCKS 64
+#define MODEL_MAX_BLOCKS 256
 #define MODEL_MAX_VAS 16
 #define MODEL_MAX_HEAP_REFS 16
 

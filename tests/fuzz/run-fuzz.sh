@@ -29,8 +29,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/clrmemtrace-fuzz.XXXXXX") || exit 1
 mkdir "$work/corpus" || exit 1
 
 # libFuzzer stops itself after max_total_time; the outer limit only catches a hang.
+# Inputs of up to 1 KiB (64 operations) from the start: a short run has no time
+# to let the length grow.
 timeout --kill-after=30 $((seconds + 120)) "$fuzzer" \
 	-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=60 -print_final_stats=1 \
+	-max_len=1024 -len_control=0 \
 	-artifact_prefix="$work/" "$work/corpus" "$seeds"
 status=$?
 if [ "$status" -eq 0 ]; then
