@@ -27,9 +27,8 @@ import io
 import re
 import zlib
 
-from clrmemtrace import engine
+from clrmemtrace import engine, outfile
 from clrmemtrace.cli import EXIT_USAGE, UserError
-from clrmemtrace import outfile
 from clrmemtrace.progress import Progress
 from clrmemtrace.summary import add_trace_argument, load_summary, warn_if_incomplete
 from clrmemtrace.timefmt import format_address, format_bytes, format_duration
