@@ -602,6 +602,43 @@ def test_steps_and_stack():
     assert plot.protection_style("1234") == plot.protection_style("1234")
 
 
+def test_plot_notifications_and_capped_failures(tmp_path):
+    # No fixture has a memory notification: a made-up series shows how they are drawn.
+    t0 = 1_700_000_000_000_000_000
+    series = {
+        "begin_ns": t0,
+        "end_ns": t0 + 10_000_000,
+        "counters": {
+            "reserved_bytes": [[t0 + 1_000, 1 << 20]],
+            "committed_bytes": [[t0 + 2_000, 1 << 16]],
+            "committed_by_protect": {"PAGE_READWRITE": [[t0 + 2_000, 1 << 16]]},
+            "heap_live_bytes": [],
+        },
+        "failures": [[t0 + 5_000, "virtual_alloc", "E_OUTOFMEMORY"]],
+        "notifications": [
+            [t0 + 3_000_000, "eMemoryAvailableLow"],
+            [t0 + 6_000_000, "eMemoryAvailableHigh"],
+            [t0 + 7_000_000, "eMemoryAvailableLow"],
+        ],
+        "spans": [],
+    }
+    summary = {
+        "events": 9,
+        "discarded_events": 0,
+        "complete": True,
+        "begin_ns": t0,
+        "end_ns": t0 + 10_000_000,
+        "processes": [],
+        "virtual": {"failed_calls": 4},
+    }
+    plot.save(plot.build_figure(series, summary, "all", "made-up"), str(tmp_path / "x.svg"), "svg")
+    texts = svg_texts(tmp_path / "x.svg")
+    assert texts.count("notification: Low") == 1 and "notification: High" in texts
+    assert "failed call (1, list capped)" in texts
+    assert "no reservation in the trace" in texts
+    assert f"{plot.TIME_LABEL} (ms)" in texts and "bytes (KiB)" in texts
+
+
 def test_counter_rows():
     series = {
         "counters": {
