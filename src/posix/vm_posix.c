@@ -544,12 +544,18 @@ int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t typ
 	if (type == MEM_RELEASE && size) {
 		return ERROR_INVALID_PARAMETER; /* #29 */
 	}
+	if (type != MEM_DECOMMIT && type != MEM_RELEASE) {
+		return ERROR_INVALID_PARAMETER; /* #27, #28, #30: checked before the address */
+	}
 	base = page_down(addr);
 	if (size && !page_end(addr, size, &end)) {
 		return ERROR_INVALID_PARAMETER;
 	}
 	if (!base) {
 		return ERROR_INVALID_PARAMETER; /* #35 */
+	}
+	if (base >= clrmemtrace__sys.user_limit || end > clrmemtrace__sys.user_limit) {
+		return ERROR_INVALID_PARAMETER; /* beyond user space: Windows' first check, and Wine's */
 	}
 	r = find_region(vm, base);
 	if (!r) {
@@ -590,6 +596,9 @@ int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t 
 	*old_protect = 0;
 	if (!page_end(addr, size, &end)) {
 		return ERROR_INVALID_PARAMETER;
+	}
+	if (base >= clrmemtrace__sys.user_limit || end > clrmemtrace__sys.user_limit) {
+		return ERROR_INVALID_PARAMETER; /* beyond user space: Windows' first check, and Wine's */
 	}
 	r = find_region(vm, base);
 	if (!r) {

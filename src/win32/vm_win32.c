@@ -417,7 +417,15 @@ int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t typ
 
 	if (!r) {
 		if (addr && !os_free_at(base)) {
-			return ERROR_INVALID_ADDRESS; /* someone else's memory */
+			/*
+			 * Someone else's memory: refused as the POSIX backend does, once
+			 * the checks Windows makes before looking at the address pass.
+			 */
+			if ((type == MEM_RELEASE && size) ||
+			    (type != MEM_DECOMMIT && type != MEM_RELEASE)) {
+				return ERROR_INVALID_PARAMETER; /* #27-#30 */
+			}
+			return ERROR_INVALID_ADDRESS;
 		}
 		/* Free address space: the OS reports the error. */
 		if (!VirtualFree(address, size, type)) {

@@ -191,15 +191,23 @@ static void test_free_unallocated(void **state)
 	assert_hr(HR_UNALLOCATED, vfree(mm, addr, 0, MEM_RELEASE));
 	assert_hr(HR_UNALLOCATED, vfree(mm, addr, page, MEM_DECOMMIT));
 	assert_hr(HR_UNALLOCATED, vfree(mm, addr, 0, MEM_DECOMMIT));
+	/* A bad free type is refused before the address is looked at (#27, #30). */
+	assert_hr(HR_INVALID_PARAMETER, vfree(mm, addr, 0, 0));
+	assert_hr(HR_INVALID_PARAMETER, vfree(mm, addr, 0, MEM_DECOMMIT | MEM_RELEASE));
 	/* NULL is an invalid parameter, as on Wine. */
 	assert_hr(HR_INVALID_PARAMETER, vfree(mm, NULL, 0, MEM_RELEASE));
 	assert_hr(HR_INVALID_PARAMETER, vfree(mm, NULL, page, MEM_DECOMMIT));
+	/* So is an address beyond user space, as for VirtualAlloc and VirtualQuery (#9, #56). */
+	assert_hr(HR_INVALID_PARAMETER, vfree(mm, (void *)USER_LIMIT, 0, MEM_RELEASE));
+	assert_hr(HR_INVALID_PARAMETER,
+		  vfree(mm, (void *)(uintptr_t)0xffffffffff600000ull, page, MEM_DECOMMIT));
 	/* Memory the manager did not allocate is left alone. */
 	foreign = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(foreign != MAP_FAILED);
 	memset(foreign, 0x42, page);
 	assert_hr(HR_INVALID_ADDRESS, vfree(mm, foreign, 0, MEM_RELEASE));
 	assert_hr(HR_INVALID_ADDRESS, vfree(mm, foreign, page, MEM_DECOMMIT));
+	assert_hr(HR_INVALID_PARAMETER, vfree(mm, foreign, 0, 0));
 	check_access(foreign, PAGE_READWRITE);
 	assert_int_equal(((unsigned char *)foreign)[page - 1], 0x42);
 	assert_int_equal(munmap(foreign, page), 0);

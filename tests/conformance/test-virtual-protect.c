@@ -322,6 +322,10 @@ static void test_protect_foreign_memory(void **state)
 	check_access(foreign, PAGE_READWRITE);
 	assert_int_equal(munmap(foreign, 2 * page), 0);
 	protect_fails(mm, &local, sizeof(local), PAGE_READONLY, HR_INVALID_ADDRESS);
+	/* Beyond user space: an invalid parameter, as for VirtualAlloc and VirtualQuery (#9, #56). */
+	protect_fails(mm, (void *)USER_LIMIT, page, PAGE_READONLY, HR_INVALID_PARAMETER);
+	protect_fails(mm, (void *)(uintptr_t)0xffffffffff600000ull, page, PAGE_READONLY,
+		      HR_INVALID_PARAMETER);
 	/* Released memory. */
 	freed = alloc_ok(mm, NULL, page, MEM_COMMIT, PAGE_READWRITE);
 	release_ok(mm, freed);
