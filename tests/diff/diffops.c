@@ -66,9 +66,21 @@ static const DWORD protections[] = {
 	/* Valid with modifiers. */
 	PAGE_READWRITE | PAGE_GUARD, PAGE_READONLY | PAGE_GUARD, PAGE_READWRITE | PAGE_NOCACHE,
 	PAGE_EXECUTE_READ | PAGE_WRITECOMBINE,
-	/* Invalid. */
-	0, PAGE_WRITECOPY, PAGE_EXECUTE_WRITECOPY, PAGE_READONLY | PAGE_READWRITE,
-	PAGE_NOACCESS | PAGE_GUARD, PAGE_READWRITE | PAGE_GUARD | PAGE_NOCACHE, 0x800 | PAGE_READWRITE,
+	/* Invalid everywhere. */
+	0, PAGE_WRITECOPY, PAGE_EXECUTE_WRITECOPY, PAGE_READONLY | PAGE_READWRITE, PAGE_GUARD,
+	PAGE_NOCACHE,
+};
+
+/*
+ * Invalid by Microsoft's documentation (so on Windows and the POSIX
+ * backend) but accepted by Wine: used only by op_bad_protection, on a
+ * scratch reservation, so Wine's acceptance cannot change what the rest of
+ * the sequence sees.
+ */
+static const DWORD wine_accepts[] = {
+	PAGE_NOACCESS | PAGE_GUARD, PAGE_READWRITE | PAGE_GUARD | PAGE_NOCACHE,
+	PAGE_NOACCESS | PAGE_NOCACHE, PAGE_READWRITE | PAGE_NOCACHE | PAGE_WRITECOMBINE,
+	PAGE_READWRITE | 0x800, PAGE_READWRITE | 0x80000000u,
 };
 
 /* Mostly valid protections, sometimes a modifier, sometimes an invalid one. */
@@ -82,7 +94,7 @@ static DWORD some_protection(void)
 	if (r < 88) {
 		return protections[6 + pick(4)];
 	}
-	return protections[10 + pick(7)];
+	return protections[10 + pick(6)];
 }
 
 /* ---------- Output ---------- */
@@ -132,14 +144,14 @@ static void print_query(const char *kind, const void *addr)
 		return;
 	}
 	describe(m.BaseAddress, base, sizeof(base));
+	describe(m.AllocationBase, abase, sizeof(abase));
 	if (m.State == MEM_FREE) {
 		/* How far the free space reaches depends on what else the process mapped. */
-		line("%s %s hr=S_OK base=%s free abase=%p aprot=%#lx prot=%#lx type=%#lx", kind, a,
-		     base, m.AllocationBase, (unsigned long)m.AllocationProtect,
-		     (unsigned long)m.Protect, (unsigned long)m.Type);
+		line("%s %s hr=S_OK base=%s free abase=%s aprot=%#lx prot=%#lx type=%#lx", kind, a,
+		     base, abase, (unsigned long)m.AllocationProtect, (unsigned long)m.Protect,
+		     (unsigned long)m.Type);
 		return;
 	}
-	describe(m.AllocationBase, abase, sizeof(abase));
 	line("%s %s hr=S_OK base=%s abase=%s aprot=%#lx size=%#zx state=%#lx prot=%#lx type=%#lx",
 	     kind, a, base, abase, (unsigned long)m.AllocationProtect, (size_t)m.RegionSize,
 	     (unsigned long)m.State, (unsigned long)m.Protect, (unsigned long)m.Type);
@@ -333,6 +345,10 @@ static void op_protect(void)
 	print_runs(s);
 }
 
+/*
+ * MEM_RESET, alone and with other flags (which Wine accepts or reports
+ * otherwise: compare.py's rule "reset-flags"); it never changes a state.
+ */
 static void op_reset(void)
 {
 	static const DWORD extra[] = { 0, 0, 0, 0, 0, MEM_COMMIT, MEM_RESERVE, MEM_TOP_DOWN };
@@ -365,7 +381,7 @@ static void op_release(void)
 	};
 	int s = live_slot();
 	DWORD type = types[pick(sizeof(types) / sizeof(types[0]))];
-	size_t off = 0, size = 0;
+	size_t off = 0, size = 0, old_size;
 	unsigned r = pick(100);
 	char *base;
 	HRESULT hr;
@@ -382,10 +398,12 @@ static void op_release(void)
 		size = PAGE * (1 + pick(3)); /* a size with MEM_RELEASE */
 	}
 	base = slots[s].base;
+	old_size = slots[s].size;
 	describe(base + off, at, sizeof(at));
 	hr = IHostMemoryManager_VirtualFree(mm, base + off, size, type);
-	line("release at=%s size=%#zx type=%#lx hr=%s", at, size, (unsigned long)type,
-	     clrmemtrace_hresult_name(hr));
+	/* inside=0: the address is past the reservation, in unallocated memory. */
+	line("release at=%s inside=%d size=%#zx type=%#lx hr=%s", at, off < old_size, size,
+	     (unsigned long)type, clrmemtrace_hresult_name(hr));
 	if (hr == S_OK && (type & MEM_RELEASE)) {
 		slots[s].base = NULL;
 		/* The same call again: the address is free now. */
@@ -405,8 +423,13 @@ static void op_release(void)
 		line("reset_free hr=%s", clrmemtrace_hresult_name(hr));
 		/* Reserving the same place again, at once, is deterministic. */
 		if (pick(2)) {
-			char *where = base + pick(2) * PAGE;
-			size_t again = (1 + pick(MAX_PAGES)) * PAGE;
+			/*
+			 * Within the pages it had: nothing else can be there yet (the
+			 * rest of its last 64 KiB may hold other mappings on Linux).
+			 */
+			size_t shift = old_size > PAGE ? pick(2) * PAGE : 0;
+			char *where = base + shift;
+			size_t again = (1 + pick((unsigned)((old_size - shift) / PAGE))) * PAGE;
 			void *p = NULL;
 
 			/* At a page above the old base it still starts there (64 KiB rounding). */
@@ -426,6 +449,48 @@ static void op_release(void)
 	print_runs(s);
 }
 
+/*
+ * The protections only Wine accepts, each tried by VirtualAlloc (reserve,
+ * and commit in a reservation) and VirtualProtect on a scratch reservation
+ * that is released at once.
+ */
+static void op_bad_protection(void)
+{
+	DWORD protect = wine_accepts[pick(sizeof(wine_accepts) / sizeof(wine_accepts[0]))];
+	void *scratch = NULL, *p = NULL;
+	DWORD old = 0;
+	HRESULT hr;
+
+	if (IHostMemoryManager_VirtualAlloc(mm, NULL, 2 * PAGE, MEM_RESERVE | MEM_COMMIT,
+					    PAGE_READWRITE, eTaskCritical, &scratch) != S_OK) {
+		line("bad_protection scratch failed");
+		return;
+	}
+	switch (pick(3)) {
+	case 0:
+		hr = IHostMemoryManager_VirtualAlloc(mm, NULL, PAGE, MEM_RESERVE, protect,
+						     eTaskCritical, &p);
+		line("bad_protection reserve prot=%#lx hr=%s", (unsigned long)protect,
+		     clrmemtrace_hresult_name(hr));
+		if (hr == S_OK) {
+			IHostMemoryManager_VirtualFree(mm, p, 0, MEM_RELEASE);
+		}
+		break;
+	case 1:
+		hr = IHostMemoryManager_VirtualAlloc(mm, scratch, PAGE, MEM_COMMIT, protect,
+						     eTaskCritical, &p);
+		line("bad_protection commit prot=%#lx hr=%s", (unsigned long)protect,
+		     clrmemtrace_hresult_name(hr));
+		break;
+	default:
+		hr = IHostMemoryManager_VirtualProtect(mm, scratch, PAGE, protect, &old);
+		line("bad_protection protect prot=%#lx hr=%s", (unsigned long)protect,
+		     clrmemtrace_hresult_name(hr));
+		break;
+	}
+	IHostMemoryManager_VirtualFree(mm, scratch, 0, MEM_RELEASE);
+}
+
 static void op_query(void)
 {
 	int s = live_slot();
@@ -434,7 +499,11 @@ static void op_query(void)
 	if (s < 0) {
 		return;
 	}
-	off = pick((unsigned)(slots[s].size + tail_pages(s) * PAGE));
+	/*
+	 * Inside the reservation only: on Linux the rest of its last 64 KiB is
+	 * ordinary free address space, where other mappings may appear.
+	 */
+	off = pick((unsigned)slots[s].size);
 	print_query("query", slots[s].base + off);
 }
 
@@ -492,6 +561,32 @@ static void op_invalid(void)
 	}
 }
 
+/*
+ * The library starts helper threads on first need (the POSIX backend's
+ * deferred frees go to liburcu's call_rcu thread after 64 releases); a new
+ * thread's stack could land in address space the sequence just released
+ * and means to reserve again. A throw-away manager's releases start them
+ * before the sequence does; none of this is printed.
+ */
+static void warm_up(void)
+{
+	IHostMemoryManager *w;
+	int i;
+
+	if (clrmemtrace_create(NULL, &w) != S_OK) {
+		return;
+	}
+	for (i = 0; i < 200; i++) {
+		void *p = NULL;
+
+		if (IHostMemoryManager_VirtualAlloc(w, NULL, PAGE, MEM_RESERVE | MEM_COMMIT,
+						    PAGE_READWRITE, eTaskCritical, &p) == S_OK) {
+			IHostMemoryManager_VirtualFree(w, p, 0, MEM_RELEASE);
+		}
+	}
+	IHostMemoryManager_Release(w);
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long count, i;
@@ -503,6 +598,7 @@ int main(int argc, char **argv)
 	}
 	rng = strtoull(argv[1], NULL, 0);
 	count = strtoul(argv[2], NULL, 0);
+	warm_up();
 	if (clrmemtrace_create(NULL, &mm) != S_OK) {
 		fprintf(stderr, "clrmemtrace_create failed\n");
 		return 1;
@@ -527,6 +623,8 @@ int main(int argc, char **argv)
 			op_query();
 		} else if (r < 90) {
 			op_write_watch();
+		} else if (r < 92) {
+			op_bad_protection();
 		} else {
 			op_invalid();
 		}
