@@ -61,8 +61,9 @@ static void update_flags(bool enabled, UCHAR level, ULONGLONG any, ULONGLONG all
 	}
 }
 
-static void NTAPI enable_callback(LPCGUID source, ULONG control, UCHAR level, ULONGLONG any,
-				  ULONGLONG all, PEVENT_FILTER_DESCRIPTOR filter, PVOID ctx)
+void NTAPI clrmemtrace__etw_enable_callback(LPCGUID source, ULONG control, UCHAR level,
+					     ULONGLONG any, ULONGLONG all,
+					     PEVENT_FILTER_DESCRIPTOR filter, PVOID ctx)
 {
 	(void)source;
 	(void)filter;
@@ -92,7 +93,7 @@ static BOOL CALLBACK register_provider(PINIT_ONCE once, PVOID param, PVOID *cont
 		clrmemtrace__tracing = false;
 		return TRUE;
 	}
-	registered = EventRegister(&provider_guid, enable_callback, NULL,
+	registered = EventRegister(&provider_guid, clrmemtrace__etw_enable_callback, NULL,
 				   &clrmemtrace__etw_handle) == ERROR_SUCCESS;
 	if (!registered) {
 		clrmemtrace__etw_handle = 0;

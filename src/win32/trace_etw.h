@@ -20,6 +20,14 @@
 extern uint8_t clrmemtrace__etw_on[CLRMEMTRACE_ETW_COUNT];
 extern REGHANDLE clrmemtrace__etw_handle;
 
+/*
+ * The provider's enable callback (EventRegister): keeps clrmemtrace__etw_on
+ * up to date and answers capture-state requests with a state dump.
+ */
+void NTAPI clrmemtrace__etw_enable_callback(LPCGUID source, ULONG control, UCHAR level,
+					     ULONGLONG any, ULONGLONG all,
+					     PEVENT_FILTER_DESCRIPTOR filter, PVOID ctx);
+
 #define CLRMEMTRACE_TRACE_ON(event) \
 	__atomic_load_n(&clrmemtrace__etw_on[CLRMEMTRACE_ETW_##event], __ATOMIC_RELAXED)
 #define CLRMEMTRACE_TRACE(event, payload) \

@@ -127,13 +127,13 @@ def parse_lttng(path):
         args = _split_args(_balanced(text, m.end() - 1))
         values = {}
         for v in re.finditer(
-            r'lttng_ust_field_enum_value\s*\(\s*"([^"]*)"\s*,\s*(?:\(\s*\w+\s*\))?\s*(0x[0-9A-Fa-f]+|\d+)u?\s*\)',
+            r'lttng_ust_field_enum_value\s*\(\s*"([^"]*)"\s*,'
+            r"\s*(?:\(\s*\w+\s*\))?\s*(0x[0-9A-Fa-f]+|\d+)u?\s*\)",
             args[2],
         ):
             values[v.group(1)] = int(v.group(2), 0)
         enums[args[1]] = values
-    pattern = re.compile(
-        r"LTTNG_UST_TRACEPOINT_(EVENT_CLASS|EVENT_INSTANCE|EVENT)\s*\(")
+    pattern = re.compile(r"LTTNG_UST_TRACEPOINT_(EVENT_CLASS|EVENT_INSTANCE|EVENT)\s*\(")
     for m in pattern.finditer(text):
         args = _split_args(_balanced(text, m.end() - 1))
         kind = m.group(1)

@@ -38,7 +38,8 @@ SIZES = {
 
 def guid_initializer(text):
     m = re.fullmatch(
-        r"\{?([0-9A-Fa-f]{8})-([0-9A-Fa-f]{4})-([0-9A-Fa-f]{4})-([0-9A-Fa-f]{4})-([0-9A-Fa-f]{12})\}?",
+        r"\{?([0-9A-Fa-f]{8})-([0-9A-Fa-f]{4})-([0-9A-Fa-f]{4})-"
+        r"([0-9A-Fa-f]{4})-([0-9A-Fa-f]{12})\}?",
         text,
     )
     if not m:
@@ -76,7 +77,10 @@ def generate():
     w("#define CLRMEMTRACE_ETW_PROVIDER_GUID %s" % guid_initializer(attrs["guid"]))
     w("")
     for name, mask in keywords.items():
-        w("#define CLRMEMTRACE_ETW_KEYWORD_%s 0x%xull" % (re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper(), mask))
+        w(
+            "#define CLRMEMTRACE_ETW_KEYWORD_%s 0x%xull"
+            % (re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper(), mask)
+        )
     w("")
     w("enum clrmemtrace_etw_event {")
     for ev in events:
@@ -108,7 +112,7 @@ def generate():
             for name, in_type, _out, _map in ev.template:
                 if in_type in SIZES:
                     w(
-                        "_Static_assert(sizeof(((%s *)0)->%s) == %d, \"%s.%s is %s\");"
+                        '_Static_assert(sizeof(((%s *)0)->%s) == %d, "%s.%s is %s");'
                         % (struct.group(1), name, SIZES[in_type], ev.name, name, in_type)
                     )
             w(
@@ -120,18 +124,27 @@ def generate():
             w("")
             for i, (name, in_type, _out, _map) in enumerate(ev.template):
                 if in_type == "win:AnsiString":
-                    w("\tEventDataDescCreate(&d[%d], e->%s, (ULONG)strlen(e->%s) + 1);" % (i, name, name))
+                    w(
+                        "\tEventDataDescCreate(&d[%d], e->%s, (ULONG)strlen(e->%s) + 1);"
+                        % (i, name, name)
+                    )
                 else:
                     w("\tEventDataDescCreate(&d[%d], &e->%s, sizeof(e->%s));" % (i, name, name))
         else:
             if n != 1 or ev.template[0][1] != "win:Int32":
                 raise ValueError("event %s: a scalar payload needs one win:Int32 field" % ev.name)
-            w("static inline void clrmemtrace__etw_write_%s(REGHANDLE h, %s v)" % (ev.name, payload))
+            w(
+                "static inline void clrmemtrace__etw_write_%s(REGHANDLE h, %s v)"
+                % (ev.name, payload)
+            )
             w("{")
             w("\tint32_t %s = (int32_t)v;" % ev.template[0][0])
             w("\tEVENT_DATA_DESCRIPTOR d[1];")
             w("")
-            w("\tEventDataDescCreate(&d[0], &%s, sizeof(%s));" % (ev.template[0][0], ev.template[0][0]))
+            w(
+                "\tEventDataDescCreate(&d[0], &%s, sizeof(%s));"
+                % (ev.template[0][0], ev.template[0][0])
+            )
         w("\tEventWrite(h, &clrmemtrace__etw_desc[CLRMEMTRACE_ETW_%s], %d, d);" % (ev.name, n))
         w("}")
     w("")
@@ -151,7 +164,9 @@ def main():
         except OSError:
             current = None
         if current != text:
-            print("%s is stale: run tracepoints/etw/gen-etw-header.py" % args.output, file=sys.stderr)
+            print(
+                "%s is stale: run tracepoints/etw/gen-etw-header.py" % args.output, file=sys.stderr
+            )
             return 1
         return 0
     with open(args.output, "w", encoding="utf-8") as f:
