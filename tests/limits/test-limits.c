@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Resource limits: a manager and a heap when the process runs out of
- * address space, under RLIMIT_AS and, without any limit, with every hole of
- * the address space filled by the manager's own reservations.
+ * address space, under RLIMIT_AS (filled by reservations, then by heap
+ * blocks) and, without any limit, with every hole of the address space
+ * filled by the manager's own reservations.
  *
- * In both cases the test proves that
+ * In every case the test proves that
  * - every refused call returns E_OUTOFMEMORY, the same error each time the
  *   same condition is met, with its out-pointer NULL, and nothing crashes;
  * - what needs no new address space still works: commits, protection
@@ -36,6 +37,10 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(LIMITS_HAVE_URCU_BP)
+#include <urcu/urcu-bp.h>
+#endif
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define LIMITS_SKIP 1
@@ -458,6 +463,20 @@ static void __attribute__((noinline)) prefault_stack(void)
 }
 
 /*
+ * Waits until the library's deferred frees have run: a heap's emptied span is
+ * unmapped after an RCU grace period, on liburcu's thread, and address space
+ * coming back in the middle of a scenario would make its refusals a race.
+ */
+static void settle(void)
+{
+#if defined(LIMITS_HAVE_URCU_BP)
+	urcu_bp_barrier();
+#else
+	usleep(200000);
+#endif
+}
+
+/*
  * Takes every path that needs a helper first (liburcu's call_rcu thread,
  * its reader registry, the stdio buffers), so none is created while memory
  * is exhausted.
@@ -484,6 +503,7 @@ static void setup(void)
 		fill(blocks[i], SMALL_BLOCK);
 	}
 	prefault_stack();
+	settle();
 }
 
 static void teardown(void)
@@ -587,6 +607,96 @@ static void scenario_rlimit(void)
 }
 
 /*
+ * RLIMIT_AS again, filled by heap blocks this time: blocks of 16 KiB until
+ * the heap cannot add a span, with a reservation made before the limit
+ * still usable.
+ */
+static void scenario_rlimit_heap(void)
+{
+	static void *hb[65536];
+	struct rlimit old, lim;
+	int n = 0, i, k;
+	size_t size;
+	HRESULT hr;
+
+	setup();
+	expect_hr(reserve(MIB), S_OK, "VirtualAlloc");
+	if (getrlimit(RLIMIT_AS, &old) != 0) {
+		die("getrlimit: %s", strerror(errno));
+	}
+	lim = old;
+	lim.rlim_cur = vm_size() + 128 * MIB;
+	if (old.rlim_cur != RLIM_INFINITY && lim.rlim_cur > old.rlim_cur) {
+		lim.rlim_cur = old.rlim_cur;
+	}
+	if (setrlimit(RLIMIT_AS, &lim) != 0) {
+		die("setrlimit: %s", strerror(errno));
+	}
+	for (;;) {
+		void *p = SENTINEL;
+
+		hr = IHostMalloc_Alloc(heap, 16 * KIB, eTaskCritical, &p);
+		if (hr != S_OK) {
+			if (p) {
+				die("a refused Alloc left *ppMem %p", p);
+			}
+			break;
+		}
+		if (n == (int)(sizeof(hb) / sizeof(hb[0]))) {
+			die("more than %d blocks under a 128 MiB limit", n);
+		}
+		hb[n++] = p;
+		fill(p, 64);
+	}
+	expect_hr(hr, E_OUTOFMEMORY, "Alloc with no room left");
+	if (n < 1000) {
+		die("only %d blocks of 16 KiB under a 128 MiB limit", n);
+	}
+	/* What is left is less than a span: reservations take it. */
+	for (size = 2 * MIB; size >= page; size /= 2) {
+		fill_with(size);
+	}
+	say("  rlimit-heap: %d blocks of 16 KiB and %d reservations fill RLIMIT_AS\n", n,
+	    nres - 1);
+	check_refusals(free_address());
+	check_all();
+	check_still_working(0);
+	check_all();
+	/* Freed blocks are handed out again without new memory. */
+	for (i = 0; i < n; i += 2) {
+		check_fill(hb[i], 64);
+		expect_hr(IHostMalloc_Free(heap, hb[i]), S_OK, "Free");
+	}
+	for (i = 0; i < n; i += 2) {
+		hb[i] = NULL;
+		expect_hr(IHostMalloc_Alloc(heap, 16 * KIB, eTaskCritical, &hb[i]), S_OK,
+			  "Alloc of a block freed under the limit");
+		fill(hb[i], 64);
+	}
+	check_refusals(0);
+	/* Memory comes back once the emptied spans are unmapped, after a grace period. */
+	while (nres > 1) {
+		release_res(nres - 1);
+	}
+	for (i = 0; i < n; i++) {
+		check_fill(hb[i], 64);
+		expect_hr(IHostMalloc_Free(heap, hb[i]), S_OK, "Free");
+	}
+	for (k = 0; k < 200 && (hr = reserve(16 * MIB)) != S_OK; k++) {
+		expect_hr(hr, E_OUTOFMEMORY, "VirtualAlloc while the heap gives memory back");
+		usleep(10000);
+	}
+	expect_hr(hr, S_OK, "VirtualAlloc two seconds after the heap's blocks were freed");
+	say("  rlimit-heap: the heap's memory came back within %d ms\n", (k + 1) * 10);
+	release_res(nres - 1);
+	check_recovered();
+	if (setrlimit(RLIMIT_AS, &old) != 0) {
+		die("setrlimit: %s", strerror(errno));
+	}
+	teardown();
+}
+
+/*
  * No limit: the manager's reservations take every hole of the address
  * space, 1 TiB at a time and then halving down to a page.
  */
@@ -642,6 +752,7 @@ static const struct scenario {
 	void (*run)(void);
 } scenarios[] = {
 	{ "rlimit", scenario_rlimit },
+	{ "rlimit-heap", scenario_rlimit_heap },
 	{ "address-space", scenario_address_space },
 };
 
