@@ -90,13 +90,12 @@ int main(int argc, char **argv)
 										    MEM_RELEASE));
 				calls++;
 			}
-			check("reserve", IHostMemoryManager_VirtualAlloc(mm, NULL, 16 * PAGE * 4,
-									 MEM_RESERVE, PAGE_READWRITE,
-									 eTaskCritical,
-									 (void **)&resv[r]));
-			check("commit", IHostMemoryManager_VirtualAlloc(mm, resv[r], 4 * PAGE, MEM_COMMIT,
-									PAGE_READWRITE, eTaskCritical,
-									&piece));
+			check("reserve", IHostMemoryManager_VirtualAlloc(
+						 mm, NULL, 16 * PAGE * 4, MEM_RESERVE,
+						 PAGE_READWRITE, eTaskCritical, (void **)&resv[r]));
+			check("commit", IHostMemoryManager_VirtualAlloc(mm, resv[r], 4 * PAGE,
+									MEM_COMMIT, PAGE_READWRITE,
+									eTaskCritical, &piece));
 			calls += 2;
 		}
 		if (round % 16 == 0) {
@@ -111,9 +110,9 @@ int main(int argc, char **argv)
 		}
 		i = (unsigned int)(next_random(&rnd) % RESERVATIONS);
 		if (resv[i]) {
-			check("VirtualQuery",
-			      IHostMemoryManager_VirtualQuery(mm, resv[i] + (next_random(&rnd) % 16) * PAGE,
-							      &mbi, sizeof(mbi), &res));
+			check("VirtualQuery", IHostMemoryManager_VirtualQuery(
+						      mm, resv[i] + (next_random(&rnd) % 16) * PAGE,
+						      &mbi, sizeof(mbi), &res));
 			calls++;
 		}
 	}

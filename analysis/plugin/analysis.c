@@ -117,8 +117,9 @@ static bool integer_param(struct analysis *a, const bt_value *params, const char
 	*sout = (int64_t)u;
 	return true;
 range:
-	CMT_LOGE_APPEND_CAUSE(a, "Parameter `%s` is out of range: expected %" PRId64 " to %" PRIu64 ".",
-			      key, min, max);
+	CMT_LOGE_APPEND_CAUSE(
+		a, "Parameter `%s` is out of range: expected %" PRId64 " to %" PRIu64 ".", key, min,
+		max);
 	return false;
 }
 
@@ -396,7 +397,8 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 	ev->type = h->type;
 	ev->has_time = false;
 	if (h->has_clock) {
-		const bt_clock_snapshot *cs = bt_message_event_borrow_default_clock_snapshot_const(msg);
+		const bt_clock_snapshot *cs =
+			bt_message_event_borrow_default_clock_snapshot_const(msg);
 		int64_t ns;
 
 		if (bt_clock_snapshot_get_ns_from_origin(cs, &ns) ==
@@ -418,8 +420,8 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 
 		for (i = 0; payload && i < h->nreaders; i++) {
 			const struct member_reader *r = &h->readers[i];
-			const bt_field *f =
-				bt_field_structure_borrow_member_field_by_index_const(payload, r->index);
+			const bt_field *f = bt_field_structure_borrow_member_field_by_index_const(
+				payload, r->index);
 
 			switch (r->read) {
 			case READ_UNSIGNED:
@@ -440,15 +442,17 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 					: bt_event_borrow_specific_context_field_const(event);
 		if (ctx) {
 			if (h->vpid_index >= 0) {
-				ev->vpid = read_uint(bt_field_structure_borrow_member_field_by_index_const(
-							     ctx, (uint64_t)h->vpid_index),
-						     h->vpid_signed);
+				ev->vpid = read_uint(
+					bt_field_structure_borrow_member_field_by_index_const(
+						ctx, (uint64_t)h->vpid_index),
+					h->vpid_signed);
 				ev->has_vpid = true;
 			}
 			if (h->vtid_index >= 0) {
-				ev->tid = read_uint(bt_field_structure_borrow_member_field_by_index_const(
-							    ctx, (uint64_t)h->vtid_index),
-						    h->vtid_signed);
+				ev->tid = read_uint(
+					bt_field_structure_borrow_member_field_by_index_const(
+						ctx, (uint64_t)h->vtid_index),
+					h->vtid_signed);
 			}
 			if (h->procname_index >= 0) {
 				ev->procname = string_value(
@@ -459,6 +463,16 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 	}
 	cmt_engine_event(a->engine, ev);
 	return 0;
+}
+
+static const bt_clock_snapshot *beginning_of_events(const bt_message *msg)
+{
+	return bt_message_discarded_events_borrow_beginning_default_clock_snapshot_const(msg);
+}
+
+static const bt_clock_snapshot *beginning_of_packets(const bt_message *msg)
+{
+	return bt_message_discarded_packets_borrow_beginning_default_clock_snapshot_const(msg);
 }
 
 static void handle_discarded(struct analysis *a, const bt_message *msg, bool packets)
@@ -474,14 +488,12 @@ static void handle_discarded(struct analysis *a, const bt_message *msg, bool pac
 
 	if (packets) {
 		if (bt_stream_class_discarded_packets_have_default_clock_snapshots(sc)) {
-			cs = bt_message_discarded_packets_borrow_beginning_default_clock_snapshot_const(
-				msg);
+			cs = beginning_of_packets(msg);
 		}
 		avail = bt_message_discarded_packets_get_count(msg, &count);
 	} else {
 		if (bt_stream_class_discarded_events_have_default_clock_snapshots(sc)) {
-			cs = bt_message_discarded_events_borrow_beginning_default_clock_snapshot_const(
-				msg);
+			cs = beginning_of_events(msg);
 		}
 		avail = bt_message_discarded_events_get_count(msg, &count);
 	}
@@ -576,7 +588,8 @@ analysis_init(bt_self_component_sink *self_comp, bt_self_component_sink_configur
 		status = BT_COMPONENT_CLASS_INITIALIZE_METHOD_STATUS_MEMORY_ERROR;
 		goto error;
 	}
-	CMT_LOGI(a, "Created the analysis: mode=%s, output=\"%s\"", mode_names[a->cfg.mode], output);
+	CMT_LOGI(a, "Created the analysis: mode=%s, output=\"%s\"", mode_names[a->cfg.mode],
+		 output);
 	bt_self_component_set_data(a->self_comp, a);
 	status = BT_COMPONENT_CLASS_INITIALIZE_METHOD_STATUS_OK;
 	goto end;
@@ -610,11 +623,13 @@ analysis_graph_is_configured(bt_self_component_sink *self_comp)
 		return BT_COMPONENT_CLASS_SINK_GRAPH_IS_CONFIGURED_METHOD_STATUS_ERROR;
 	}
 	status = bt_message_iterator_create_from_sink_component(self_comp, port, &a->iterator);
+	if (status == BT_MESSAGE_ITERATOR_CREATE_FROM_SINK_COMPONENT_STATUS_MEMORY_ERROR) {
+		CMT_LOGE_APPEND_CAUSE(a, "Cannot create the input message iterator: no memory.");
+		return BT_COMPONENT_CLASS_SINK_GRAPH_IS_CONFIGURED_METHOD_STATUS_MEMORY_ERROR;
+	}
 	if (status != BT_MESSAGE_ITERATOR_CREATE_FROM_SINK_COMPONENT_STATUS_OK) {
 		CMT_LOGE_APPEND_CAUSE(a, "Cannot create the input message iterator.");
-		return status == BT_MESSAGE_ITERATOR_CREATE_FROM_SINK_COMPONENT_STATUS_MEMORY_ERROR
-			       ? BT_COMPONENT_CLASS_SINK_GRAPH_IS_CONFIGURED_METHOD_STATUS_MEMORY_ERROR
-			       : BT_COMPONENT_CLASS_SINK_GRAPH_IS_CONFIGURED_METHOD_STATUS_ERROR;
+		return BT_COMPONENT_CLASS_SINK_GRAPH_IS_CONFIGURED_METHOD_STATUS_ERROR;
 	}
 	return BT_COMPONENT_CLASS_SINK_GRAPH_IS_CONFIGURED_METHOD_STATUS_OK;
 }

@@ -567,7 +567,8 @@ static void on_manager_create(struct cmt_engine *e, struct cmt_manager *m,
  */
 static void on_manager_destroy(struct cmt_manager *m, const struct cmt_event *ev)
 {
-	const uint64_t all = (UINT64_C(1) << CMT_F_REGIONS) | (UINT64_C(1) << CMT_F_RESERVED_BYTES) |
+	const uint64_t all = (UINT64_C(1) << CMT_F_REGIONS) |
+			     (UINT64_C(1) << CMT_F_RESERVED_BYTES) |
 			     (UINT64_C(1) << CMT_F_COMMITTED_BYTES);
 
 	m->destroyed = true;

@@ -20,7 +20,8 @@ const struct cmt_event_desc cmt_events[CMT_EV_COUNT] = {
 		I(page_size, PAGE_SIZE, OPT), S(name, NAME, OPT), S(version, VERSION, OPT) } },
 	[CMT_EV_MANAGER_DESTROY] = { "manager_destroy", false, 4, {
 		I(manager_id, MANAGER_ID, REQ), I(regions, REGIONS, OPT),
-		I(reserved_bytes, RESERVED_BYTES, OPT), I(committed_bytes, COMMITTED_BYTES, OPT) } },
+		I(reserved_bytes, RESERVED_BYTES, OPT),
+		I(committed_bytes, COMMITTED_BYTES, OPT) } },
 	[CMT_EV_VIRTUAL_ALLOC] = { "virtual_alloc", true, 10, {
 		I(manager_id, MANAGER_ID, REQ), I(address, ADDRESS, REQ), I(size, SIZE, REQ),
 		I(type, TYPE, REQ), I(protect, PROTECT, REQ), I(level, LEVEL, OPT),
@@ -34,7 +35,8 @@ const struct cmt_event_desc cmt_events[CMT_EV_COUNT] = {
 		CALL_TAIL } },
 	[CMT_EV_VIRTUAL_QUERY] = { "virtual_query", true, 15, {
 		I(manager_id, MANAGER_ID, REQ), I(address, ADDRESS, REQ), I(length, LENGTH, OPT),
-		I(result, RESULT, OPT), I(base, BASE, REQ), I(allocation_base, ALLOCATION_BASE, REQ),
+		I(result, RESULT, OPT), I(base, BASE, REQ),
+		I(allocation_base, ALLOCATION_BASE, REQ),
 		I(allocation_protect, ALLOCATION_PROTECT, REQ), I(region_size, REGION_SIZE, REQ),
 		I(state, STATE, REQ), I(protect, PROTECT, REQ), I(mem_type, MEM_TYPE, REQ),
 		I(seq_before, SEQ_BEFORE, REQ), I(seq_after, SEQ_AFTER, REQ), CALL_TAIL } },

@@ -447,10 +447,10 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 			return;
 		}
 		/* What the heap still held when it went: a known heap must agree. */
-		if (heap_known(h) &&
-		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
+		if (heap_known(h) && (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
 		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BYTES)) &&
-		    (ev->f[CMT_F_LIVE_BLOCKS] != h->live || ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
+		    (ev->f[CMT_F_LIVE_BLOCKS] != h->live ||
+		     ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
 			m->reasons |= CMT_R_HEAP_INCONSISTENT;
 		}
 		destroy_heap(e, h);

@@ -69,18 +69,14 @@ struct cmt_process **cmt_sorted_processes(struct cmt_engine *e, size_t *n)
 	return (struct cmt_process **)sorted_values(e, &e->procs, n, proc_cmp);
 }
 
-struct cmt_manager **cmt_sorted_managers(struct cmt_process *p, size_t *n)
+struct cmt_manager **cmt_sorted_managers(struct cmt_engine *e, struct cmt_process *p, size_t *n)
 {
-	struct cmt_engine dummy = { 0 };
-
-	return (struct cmt_manager **)sorted_values(&dummy, &p->managers, n, manager_cmp);
+	return (struct cmt_manager **)sorted_values(e, &p->managers, n, manager_cmp);
 }
 
-static struct cmt_heap **sorted_heaps(struct cmt_manager *m, size_t *n)
+static struct cmt_heap **sorted_heaps(struct cmt_engine *e, struct cmt_manager *m, size_t *n)
 {
-	struct cmt_engine dummy = { 0 };
-
-	return (struct cmt_heap **)sorted_values(&dummy, &m->heaps, n, heap_cmp);
+	return (struct cmt_heap **)sorted_values(e, &m->heaps, n, heap_cmp);
 }
 
 /* ---------- Small writers ---------- */
@@ -342,7 +338,8 @@ static void write_reasons(struct cmt_engine *e, struct cmt_process **procs, size
 		for (k = 0; k < CMT_EV_COUNT; k++) {
 			if (e->malformed[k]) {
 				reason(e, &count,
-				       "%llu %s events ignored: members missing or of the wrong type",
+				       "%llu %s events ignored: members missing or of the wrong "
+				       "type",
 				       (unsigned long long)e->malformed[k], cmt_events[k].name);
 			}
 		}
@@ -352,7 +349,7 @@ static void write_reasons(struct cmt_engine *e, struct cmt_process **procs, size
 	}
 	for (i = 0; i < nprocs; i++) {
 		size_t nm;
-		struct cmt_manager **ms = cmt_sorted_managers(procs[i], &nm);
+		struct cmt_manager **ms = cmt_sorted_managers(e, procs[i], &nm);
 
 		for (j = 0; j < nm; j++) {
 			struct cmt_manager *m = ms[j];
@@ -769,7 +766,7 @@ static void write_leaks(struct cmt_engine *e, struct cmt_process **procs, size_t
 	}
 	for (i = 0; i < nprocs; i++) {
 		size_t nm;
-		struct cmt_manager **ms = cmt_sorted_managers(procs[i], &nm);
+		struct cmt_manager **ms = cmt_sorted_managers(e, procs[i], &nm);
 
 		for (j = 0; j < nm; j++) {
 			struct cmt_manager *m = ms[j];
@@ -784,7 +781,7 @@ static void write_leaks(struct cmt_engine *e, struct cmt_process **procs, size_t
 				regions[nregions].r = container_of(n, struct cmt_region, node);
 				nregions++;
 			}
-			hs = sorted_heaps(m, &nh);
+			hs = sorted_heaps(e, m, &nh);
 			for (k = 0; k < nh; k++) {
 				if (!hs[k]->live) {
 					continue;
@@ -901,7 +898,7 @@ void cmt_write_summary(struct cmt_engine *e)
 	for (i = 0; i < nprocs; i++) {
 		struct cmt_process *p = procs[i];
 		size_t nm;
-		struct cmt_manager **ms = cmt_sorted_managers(p, &nm);
+		struct cmt_manager **ms = cmt_sorted_managers(e, p, &nm);
 
 		cmt_json_newline(o);
 		cmt_json_begin_object(o);
@@ -964,7 +961,7 @@ void cmt_write_map(struct cmt_engine *e)
 	for (i = 0; i < nprocs; i++) {
 		struct cmt_process *p = procs[i];
 		size_t nm;
-		struct cmt_manager **ms = cmt_sorted_managers(p, &nm);
+		struct cmt_manager **ms = cmt_sorted_managers(e, p, &nm);
 
 		cmt_json_newline(o);
 		cmt_json_begin_object(o);
@@ -987,7 +984,8 @@ void cmt_write_map(struct cmt_engine *e)
 			cmt_json_key(o, "regions");
 			cmt_json_begin_array(o);
 			for (n = cmt_tree_first(&m->tree); n; n = cmt_tree_next(n)) {
-				const struct cmt_resv *r = container_of(n, struct cmt_region, node)->cur;
+				const struct cmt_resv *r =
+					container_of(n, struct cmt_region, node)->cur;
 				uint32_t ri;
 
 				for (ri = 0; ri < r->nruns; ri++) {
@@ -999,10 +997,12 @@ void cmt_write_map(struct cmt_engine *e)
 					key_u64(o, "base",
 						r->base + cmt_resv_bytes(r, 0, r->runs[ri].start));
 					key_u64(o, "allocation_base", r->base);
-					key_u64(o, "size", cmt_resv_bytes(r, r->runs[ri].start, end));
+					key_u64(o, "size",
+						cmt_resv_bytes(r, r->runs[ri].start, end));
 					key_str(o, "state",
-						cmt_state_name((st & CMT_RUN_COMMITTED) ? CMT_MEM_COMMIT
-											: CMT_MEM_RESERVE,
+						cmt_state_name((st & CMT_RUN_COMMITTED)
+								       ? CMT_MEM_COMMIT
+								       : CMT_MEM_RESERVE,
 							       buf));
 					key_protect(o, "protect", cmt_resv_protect(r, st));
 					key_protect(o, "allocation_protect", r->alloc_protect);
@@ -1012,7 +1012,7 @@ void cmt_write_map(struct cmt_engine *e)
 			cmt_json_end_array(o);
 			cmt_json_key(o, "heaps");
 			cmt_json_begin_array(o);
-			hs = sorted_heaps(m, &nh);
+			hs = sorted_heaps(e, m, &nh);
 			for (k = 0; k < nh; k++) {
 				cmt_json_begin_object(o);
 				key_u64(o, "heap_id", hs[k]->id);
@@ -1060,7 +1060,7 @@ static void close_spans(struct cmt_engine *e, struct cmt_process **procs, size_t
 
 	for (i = 0; i < nprocs; i++) {
 		size_t nm;
-		struct cmt_manager **ms = cmt_sorted_managers(procs[i], &nm);
+		struct cmt_manager **ms = cmt_sorted_managers(e, procs[i], &nm);
 
 		for (j = 0; j < nm; j++) {
 			struct cmt_tnode *n;
@@ -1188,7 +1188,8 @@ void cmt_write_series(struct cmt_engine *e)
 		key_i64(o, "begin_ns", sp->begin_ns);
 		key_i64(o, "end_ns", sp->end_ns);
 		key_str(o, "state",
-			cmt_state_name((sp->state & CMT_RUN_COMMITTED) ? CMT_MEM_COMMIT : CMT_MEM_RESERVE,
+			cmt_state_name((sp->state & CMT_RUN_COMMITTED) ? CMT_MEM_COMMIT
+								       : CMT_MEM_RESERVE,
 				       buf));
 		key_protect(o, "protect", sp->protect);
 		cmt_json_end_object(o);
@@ -1248,7 +1249,7 @@ void cmt_write_perfetto_tail(struct cmt_engine *e)
 	for (i = 0; i < nprocs; i++) {
 		struct cmt_process *p = procs[i];
 		size_t nm;
-		struct cmt_manager **ms = cmt_sorted_managers(p, &nm);
+		struct cmt_manager **ms = cmt_sorted_managers(e, p, &nm);
 
 		/* Reservations never released end with the trace. */
 		for (j = 0; j < nm; j++) {

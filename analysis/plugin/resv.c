@@ -175,8 +175,8 @@ struct cmt_resv *cmt_resv_set(const struct cmt_resv *old, uint64_t first, uint64
 		nrun->begin_ns = now;
 		while (oi <= ow_hi && old->runs[oi].start < nrun->start) {
 			if (sink) {
-				sink->ended(sink->ctx, old, &old->runs[oi], cmt_resv_run_end(old, oi),
-					    now);
+				sink->ended(sink->ctx, old, &old->runs[oi],
+					    cmt_resv_run_end(old, oi), now);
 			}
 			oi++;
 		}
@@ -185,8 +185,8 @@ struct cmt_resv *cmt_resv_set(const struct cmt_resv *old, uint64_t first, uint64
 			    cmt_resv_run_end(old, oi) == cmt_resv_run_end(nr, i)) {
 				nrun->begin_ns = old->runs[oi].begin_ns;
 			} else if (sink) {
-				sink->ended(sink->ctx, old, &old->runs[oi], cmt_resv_run_end(old, oi),
-					    now);
+				sink->ended(sink->ctx, old, &old->runs[oi],
+					    cmt_resv_run_end(old, oi), now);
 			}
 			oi++;
 		}

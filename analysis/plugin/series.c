@@ -87,7 +87,8 @@ struct cmt_sampler *cmt_sampler_new(struct cmt_engine *e)
 	}
 	if (e->series->nall == 0) {
 		/* The three totals come first. */
-		if (register_sampler(e, &e->series->reserved) || register_sampler(e, &e->series->committed) ||
+		if (register_sampler(e, &e->series->reserved) ||
+		    register_sampler(e, &e->series->committed) ||
 		    register_sampler(e, &e->series->heap)) {
 			return NULL;
 		}

@@ -535,6 +535,6 @@ void cmt_perfetto_head(struct cmt_engine *e);
 
 /* Sorted views for the documents (report.c). */
 struct cmt_process **cmt_sorted_processes(struct cmt_engine *e, size_t *n);
-struct cmt_manager **cmt_sorted_managers(struct cmt_process *p, size_t *n);
+struct cmt_manager **cmt_sorted_managers(struct cmt_engine *e, struct cmt_process *p, size_t *n);
 
 #endif /* CLRMEMTRACE_ANALYSIS_STATE_H */

@@ -426,7 +426,8 @@ void cmt_vm_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_
 		ok = !n || container_of(n, struct cmt_region, node)->cur->end <= base;
 		if (ok) {
 			r = cmt_resv_create(base, end, protect & ~CMT_PAGE_TARGETS_INVALID,
-					    commit ? committed_state(protect) : 0, m->shift, e->now);
+					    commit ? committed_state(protect) : 0, m->shift,
+					    e->now);
 			if (!r) {
 				cmt_fail(e);
 				return;
@@ -480,8 +481,8 @@ void cmt_vm_free(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_e
 					 reg ? reg->cur->base : base,
 					 reg ? reg->cur->end - reg->cur->base : 0, seq);
 		} else {
-			cmt_timeline_row(e, ev, m, "decommit", reg != NULL, reg ? reg->cur->base : 0,
-					 base, ok ? end - base : 0, seq);
+			cmt_timeline_row(e, ev, m, "decommit", reg != NULL,
+					 reg ? reg->cur->base : 0, base, ok ? end - base : 0, seq);
 		}
 	}
 	how = seq_check(e, m, ev, seq);
@@ -681,7 +682,8 @@ static struct cmt_resv **dump_build(struct cmt_engine *e, struct cmt_manager *m,
 			pieces[np].first = (r->base - ab) >> m->shift;
 			pieces[np].last = (off >> m->shift) +
 					  ((off & (cmt_page_size(m) - 1)) != 0);
-			pieces[np].state = r->state == CMT_MEM_COMMIT ? committed_state(r->protect) : 0;
+			pieces[np].state =
+				r->state == CMT_MEM_COMMIT ? committed_state(r->protect) : 0;
 			np++;
 		}
 		if (bad || end <= ab || ab == 0 || (n > 0 && ab < prev_end)) {

@@ -397,7 +397,8 @@ static void test_hist_buckets_and_percentiles(void **state)
 static void test_query_look_back_and_wait(void **state)
 {
 	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
-	struct cmt_mbi reserved = mbi(BASE, BASE, CMT_PAGE_READWRITE, 16 * PAGE, CMT_MEM_RESERVE, 0);
+	struct cmt_mbi reserved =
+		mbi(BASE, BASE, CMT_PAGE_READWRITE, 16 * PAGE, CMT_MEM_RESERVE, 0);
 	struct cmt_mbi committed = mbi(BASE, BASE, CMT_PAGE_READWRITE, 4 * PAGE, CMT_MEM_COMMIT,
 				       CMT_PAGE_READWRITE);
 	struct cmt_mbi readonly = mbi(BASE, BASE, CMT_PAGE_READWRITE, PAGE, CMT_MEM_COMMIT,
@@ -430,8 +431,8 @@ static void test_query_look_back_and_wait(void **state)
 
 	/* A query of change 4, not seen yet, waits for it. */
 	ev_query(e, BASE + 2 * PAGE, 4, 4,
-	       &(struct cmt_mbi){ BASE + 2 * PAGE, BASE, 14 * PAGE, CMT_PAGE_READWRITE,
-				  CMT_MEM_RESERVE, 0, CMT_MEM_PRIVATE });
+		 &(struct cmt_mbi){ BASE + 2 * PAGE, BASE, 14 * PAGE, CMT_PAGE_READWRITE,
+				    CMT_MEM_RESERVE, 0, CMT_MEM_PRIVATE });
 	assert_int_equal(manager(e)->npending, 1);
 	ev_free(e, BASE + PAGE, 3 * PAGE, CMT_MEM_DECOMMIT, 0, 4);
 	assert_int_equal(manager(e)->npending, 0);
@@ -445,19 +446,20 @@ static void test_query_look_back_and_wait(void **state)
 		int i;
 
 		ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, BASE + 0x100000, 0,
-		       ++seq);
+			 ++seq);
 		for (i = 0; i < 300; i++) {
 			ev_alloc(e, BASE + 0x100000, PAGE, CMT_MEM_COMMIT,
-			       i % 2 ? CMT_PAGE_READONLY : CMT_PAGE_READWRITE, 0, 0, ++seq);
+				 i % 2 ? CMT_PAGE_READONLY : CMT_PAGE_READWRITE, 0, 0, ++seq);
 		}
 		ev_query(e, BASE, 3, 3, &readonly);
 		assert_int_equal(e->q_unverifiable, 1);
 		/* Still within the history: 200 changes back. */
-		ev_query(e, BASE + 0x100000, seq - 200, seq - 200,
-		       &(struct cmt_mbi){ BASE + 0x100000, BASE + 0x100000, PAGE,
-					  CMT_PAGE_READWRITE, CMT_MEM_COMMIT,
-					  (seq - 200) % 2 ? CMT_PAGE_READWRITE : CMT_PAGE_READONLY,
-					  CMT_MEM_PRIVATE });
+		ev_query(
+			e, BASE + 0x100000, seq - 200, seq - 200,
+			&(struct cmt_mbi){ BASE + 0x100000, BASE + 0x100000, PAGE,
+					   CMT_PAGE_READWRITE, CMT_MEM_COMMIT,
+					   (seq - 200) % 2 ? CMT_PAGE_READWRITE : CMT_PAGE_READONLY,
+					   CMT_MEM_PRIVATE });
 		assert_int_equal(e->q_unverifiable, 1);
 		assert_int_equal(e->q_mismatches, 2);
 	}
@@ -473,8 +475,8 @@ static void test_seq_gap_and_regression(void **state)
 
 	(void)state;
 	create(e);
-	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE | CMT_MEM_COMMIT, CMT_PAGE_EXECUTE_READWRITE, BASE,
-	       0, 1);
+	ev_alloc(e, 0, 16 * PAGE, CMT_MEM_RESERVE | CMT_MEM_COMMIT, CMT_PAGE_EXECUTE_READWRITE,
+		 BASE, 0, 1);
 	assert_int_equal(e->anomaly_counts[CMT_A_RWX_COMMIT], 1);
 	assert_int_equal(e->committed, 16 * PAGE);
 	m = manager(e);
@@ -513,7 +515,7 @@ static void test_release_anomalies(void **state)
 	assert_int_equal(e->anomaly_counts[CMT_A_DOUBLE_FREE], 1);
 	assert_int_equal(e->anomaly_counts[CMT_A_FREE_UNKNOWN], 1);
 	ev_alloc(e, BASE + 0x200000, PAGE, CMT_MEM_COMMIT, CMT_PAGE_READWRITE, 0,
-	       CMT_HR_INVALID_ADDRESS, 2);
+		 CMT_HR_INVALID_ADDRESS, 2);
 	assert_int_equal(e->anomaly_counts[CMT_A_COMMIT_OUTSIDE], 1);
 	assert_int_equal(e->failed_calls, 3);
 	assert_int_equal(e->reserved, 0);
@@ -837,7 +839,8 @@ static void run_random(enum cmt_mode mode, unsigned int events)
 				struct cmt_manager *m = proc->managers.slots[q].val;
 				struct cmt_tnode *n;
 
-				for (n = m ? cmt_tree_first(&m->tree) : NULL; n; n = cmt_tree_next(n)) {
+				for (n = m ? cmt_tree_first(&m->tree) : NULL; n;
+				     n = cmt_tree_next(n)) {
 					const struct cmt_resv *r =
 						container_of(n, struct cmt_region, node)->cur;
 
