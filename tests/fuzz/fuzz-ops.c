@@ -868,8 +868,8 @@ static void check_mbi(uintptr_t addr, const MEMORY_BASIC_INFORMATION *got,
 	}
 }
 
-/* Memory the manager does not own: only consistency can be checked. */
-static void check_foreign(uintptr_t addr, const MEMORY_BASIC_INFORMATION *q)
+/* Memory the manager does not own: its fields must be consistent. */
+static void check_foreign_fields(uintptr_t addr, const MEMORY_BASIC_INFORMATION *q)
 {
 	uintptr_t b = (uintptr_t)q->BaseAddress, e = b + q->RegionSize;
 	uintptr_t ab = (uintptr_t)q->AllocationBase;
@@ -929,6 +929,85 @@ static void check_foreign(uintptr_t addr, const MEMORY_BASIC_INFORMATION *q)
 			     "type %#x",
 			     addr, (unsigned)q->State, (unsigned)q->Protect, (unsigned)q->Type);
 		}
+	}
+}
+
+/* The access the kernel's "rwx" shows for a committed Win32 protection. */
+static const char *perms_of_protect(DWORD protect)
+{
+	switch (protect & 0xff) {
+	case PAGE_READONLY:
+		return "r--";
+	case PAGE_READWRITE:
+	case PAGE_WRITECOPY:
+		return "rw-";
+	case PAGE_EXECUTE:
+		return "--x";
+	case PAGE_EXECUTE_READ:
+		return "r-x";
+	case PAGE_EXECUTE_READWRITE:
+	case PAGE_EXECUTE_WRITECOPY:
+		return "rwx";
+	default:
+		return "---";
+	}
+}
+
+/*
+ * Whether the kernel, now, agrees with a foreign answer: a free region is
+ * unmapped and ends where a mapping starts (or at the limit); any other
+ * region is mapped throughout with the access its protection names.
+ */
+static bool foreign_matches_kernel(const MEMORY_BASIC_INFORMATION *q)
+{
+	uintptr_t b = (uintptr_t)q->BaseAddress, e = b + q->RegionSize, x = b;
+	const char *perms = q->State == MEM_COMMIT ? perms_of_protect(q->Protect) : "---";
+	bool next_mapped = e >= user_limit;
+	int i;
+
+	kernel_maps_read();
+	for (i = 0; i < nkv; i++) {
+		if (q->State == MEM_FREE) {
+			if (kv[i].start < e && kv[i].end > b) {
+				return false;
+			}
+			next_mapped |= kv[i].start <= e && kv[i].end > e;
+			continue;
+		}
+		if (kv[i].end <= x || x >= e) {
+			continue;
+		}
+		if (kv[i].start > x || memcmp(kv[i].perms, perms, 3) != 0) {
+			return false;
+		}
+		x = kv[i].end;
+	}
+	return q->State == MEM_FREE ? next_mapped : x >= e;
+}
+
+/*
+ * Memory the manager does not own: consistent fields, and the kernel's
+ * agreement. Other threads (liburcu's, unmapping a heap's spans) may change
+ * the map between the answer and the check, so a disagreement is asked
+ * again once.
+ */
+static void check_foreign(uintptr_t addr, const MEMORY_BASIC_INFORMATION *q)
+{
+	MEMORY_BASIC_INFORMATION again;
+	SIZE_T res = 0;
+
+	check_foreign_fields(addr, q);
+	if (foreign_matches_kernel(q)) {
+		return;
+	}
+	expect_hr(IHostMemoryManager_VirtualQuery(mm, (void *)addr, &again, sizeof(again), &res),
+		  S_OK, "VirtualQuery, asked again");
+	check_foreign_fields(addr, &again);
+	if (!foreign_matches_kernel(&again)) {
+		fail("VirtualQuery(%#" PRIxPTR ") of foreign memory = {base %p, allocation %p, "
+		     "size %#zx, state %#x, prot %#x, type %#x}, which /proc/self/maps contradicts",
+		     addr, again.BaseAddress, again.AllocationBase, (size_t)again.RegionSize,
+		     (unsigned)again.State, (unsigned)again.Protect, (unsigned)again.Type);
 	}
 }
 
