@@ -424,6 +424,11 @@ static void fork_release(void)
 }
 
 /*
+ * In the child, the lock fork_prepare took cannot be unlocked: glibc tells
+ * a writer's unlock by the thread id that locked it, and the child's thread
+ * has another one (the unlock would release a read lock and leave the lock
+ * unusable). The child's only thread held it, so it starts afresh.
+ *
  * The child's sessions are its own (LTTng-UST registers it anew, with
  * liblttng-ust-fork.so): forgetting that the parent's sessions saw a dump
  * makes the first traced call after one enables maps_begin dump the child's
@@ -431,8 +436,8 @@ static void fork_release(void)
  */
 static void fork_child(void)
 {
+	pthread_rwlock_init(&dump_lock, NULL);
 	__atomic_store_n(&dump_seen, 0, __ATOMIC_RELAXED);
-	pthread_rwlock_unlock(&dump_lock);
 }
 
 __attribute__((constructor)) static void interpose_init(void)
