@@ -6,7 +6,8 @@
 - `SessionDaemon` finds the session daemon lttng talks to, or starts one; it stops only a
   daemon it started, by PID.
 - `RelayDaemon` starts an `lttng-relayd` listening on free loopback ports and stops it.
-- `Session` creates, configures, starts, stops, snapshots and destroys one recording session.
+- `Session` creates, configures, starts, stops, snapshots and destroys one recording session,
+  and chooses which processes it records (the vpid tracker).
 
 Daemons run in a session of their own (a terminal's Ctrl-C does not reach them) with no signal
 blocked, whatever the caller blocks. Failures raise `LttngError` with a one-line message.
@@ -46,6 +47,18 @@ def require(*tools):
             raise LttngError(
                 f"{tool} not found: install the LTTng tools (Debian package {PACKAGE})"
             )
+
+
+def ust_fork_library():
+    """The soname of LTTng-UST's fork wrapper, `liblttng-ust-fork.so.N`; None when absent.
+
+    LTTng-UST needs it preloaded into programs that fork without exec: it registers the
+    child with the session daemon anew, under its own pid. Without it the child records its
+    events into the parent's registration, with the parent's vpid.
+    """
+    import ctypes.util
+
+    return ctypes.util.find_library("lttng-ust-fork")
 
 
 def _reset_signal_mask():
@@ -421,6 +434,20 @@ class Session:
 
     def add_contexts(self, channel, contexts):
         self.ctl.run("add-context", *self._where(channel), *[f"--type={c}" for c in contexts])
+
+    def untrack_all_vpids(self):
+        """Empties the session's process-ID inclusion set: no process records its events."""
+        self.ctl.run("untrack", *self._where(), "--all", "--vpid")
+
+    def track_vpids(self, pids):
+        """Adds `pids` to the inclusion set (one command); those processes record events."""
+        if pids:
+            self.ctl.run("track", *self._where(), "--vpid=" + ",".join(map(str, pids)))
+
+    def untrack_vpids(self, pids):
+        """Removes `pids` from the inclusion set (one command)."""
+        if pids:
+            self.ctl.run("untrack", *self._where(), "--vpid=" + ",".join(map(str, pids)))
 
     def start(self):
         self.ctl.run("start", self.name)
