@@ -280,7 +280,6 @@ static const char *const reason_texts[CMT_R_COUNT] = {
 	"a state dump without its statedump_end",
 	"heap contents unknown",
 	"heap events the reconstruction could not apply",
-	"history of changes forgotten",
 };
 
 static void reason(struct cmt_engine *e, size_t *count, const char *fmt, ...)

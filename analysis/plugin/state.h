@@ -51,8 +51,7 @@ enum {
 	CMT_R_DUMP_UNFINISHED = 1u << 5,
 	CMT_R_HEAP_UNKNOWN = 1u << 6,
 	CMT_R_HEAP_INCONSISTENT = 1u << 7,
-	CMT_R_HISTORY_LOST = 1u << 8,
-	CMT_R_COUNT = 9,
+	CMT_R_COUNT = 8,
 };
 
 enum cmt_anomaly_kind {
@@ -320,6 +319,7 @@ struct cmt_dump {
 };
 
 struct cmt_process;
+struct cmt_os;
 
 struct cmt_manager {
 	uint64_t id;
@@ -355,6 +355,8 @@ struct cmt_manager {
 	/* On the engine's list of managers a lost-events notice has something to take. */
 	bool exposed;
 	struct cmt_manager *exposed_next;
+	/* The mmap view's own state (os.c); NULL for a manager. */
+	struct cmt_os *os;
 };
 
 struct cmt_process {
@@ -363,6 +365,8 @@ struct cmt_process {
 	bool no_vpid; /* the bucket of events without the vpid context */
 	struct cmt_map managers;
 	struct cmt_manager *last;
+	/* Its mmap view (os.c): also in `managers`, as manager 0. NULL until an interposer event. */
+	struct cmt_manager *os;
 	uint32_t nmanagers;
 	uint64_t reserved;
 	uint64_t committed;
