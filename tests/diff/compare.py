@@ -15,7 +15,7 @@ tests/conformance). Each rule rewrites only the exact value it names, only
 on the side that differs, so anything else still fails.
 
     compare.py --native BUILD/tests/diff/diffops --windows BUILD-WIN/tests/diff/diffops.exe \\
-               [--wine wine] [--seeds 1,2,3] [--ops 3000]
+               --dll-dir BUILD-WIN/src [--wine wine] [--seeds 1,2,3] [--ops 3000]
 
 It prints one line per seed and a last line "N ops compared, ..."; the exit
 status is 0 when everything matched.
@@ -169,8 +169,14 @@ def wine_rules(native, wine, count):
                 count["unallocated"] += 1
         elif kind == "reset" or (kind == "invalid" and w[2].startswith(" reset_null")):
             bad_type = kind == "reset" and wf.get("type") != "0x80000"
-            bad_prot = kind == "reset" and int(wf.get("prot", "0"), 16) & 0xff not in (
-                0x01, 0x02, 0x04, 0x10, 0x20, 0x40)
+            bad_prot = kind == "reset" and int(wf.get("prot", "0"), 16) & 0xFF not in (
+                0x01,
+                0x02,
+                0x04,
+                0x10,
+                0x20,
+                0x40,
+            )
             if (bad_type or bad_prot or kind == "invalid") and nf.get("hr") == HR_INVALID_PARAMETER:
                 w[2] = re.sub(r"hr=\S+", "hr=" + HR_INVALID_PARAMETER, w[2])
                 w[2] = re.sub(r"out=\S+", "out=null", w[2])
@@ -189,7 +195,8 @@ def run(cmd):
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if res.returncode != 0:
         raise RuntimeError(
-            "%s exited %d: %s" % (" ".join(cmd), res.returncode, res.stderr.decode(errors="replace"))
+            "%s exited %d: %s"
+            % (" ".join(cmd), res.returncode, res.stderr.decode(errors="replace"))
         )
     return res.stdout.decode()
 
@@ -217,10 +224,18 @@ def main():
     parser.add_argument("--native", required=True, help="the native build's diffops")
     parser.add_argument("--windows", required=True, help="the Windows build's diffops.exe")
     parser.add_argument("--wine", default="wine")
+    parser.add_argument(
+        "--dll-dir", help="where libclrmemtrace-0.dll is (added to WINEPATH for diffops.exe)"
+    )
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--ops", type=int, default=3000)
     args = parser.parse_args()
 
+    if args.dll_dir:
+        path = "Z:" + os.path.abspath(args.dll_dir)
+        os.environ["WINEPATH"] = path + (
+            ";" + os.environ["WINEPATH"] if "WINEPATH" in os.environ else ""
+        )
     env_note = os.environ.get("WINEPREFIX", "(default prefix)")
     total_ops = total_lines = 0
     count = Counter()

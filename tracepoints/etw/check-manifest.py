@@ -13,6 +13,8 @@
   every one of its fields.
 - Event values, task values and symbols are unique; keywords are single bits.
 - src/win32/trace_etw_events.h is what gen-etw-header.py makes of the manifest.
+- The recording profile, clrmemtrace.wprp, is well-formed, records that
+  provider with all its keywords and captures the state when it starts.
 
 Exit status 0 when all holds; otherwise every mismatch is printed.
 
@@ -33,6 +35,7 @@ TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
 MANIFEST = os.path.join(TOP, "tracepoints", "etw", "clrmemtrace.man")
 LTTNG = os.path.join(TOP, "tracepoints", "clrmemtrace_tp.h")
 EVENTS_MD = os.path.join(TOP, "tracepoints", "EVENTS.md")
+WPRP = os.path.join(TOP, "tracepoints", "etw", "clrmemtrace.wprp")
 PROVIDER_GUID = "{678C4D34-5A8B-483E-8051-872BB8947FD2}"
 
 
@@ -111,6 +114,8 @@ def check():
                 % (name, sorted(want.items()), sorted(maps[name].items()))
             )
 
+    errors.extend(check_wprp(keywords))
+
     gen = subprocess.run(
         [sys.executable, os.path.join(HERE, "gen-etw-header.py"), "--check"],
         stdout=subprocess.PIPE,
@@ -119,6 +124,35 @@ def check():
     )
     if gen.returncode != 0:
         err(gen.stdout.decode().strip() or "gen-etw-header.py --check failed")
+    return errors
+
+
+def check_wprp(keywords):
+    """The recording profile is well-formed, names the provider's GUID and records every keyword."""
+    errors = []
+    try:
+        root = ET.parse(WPRP).getroot()
+    except ET.ParseError as e:
+        return ["%s is not well-formed XML: %s" % (WPRP, e)]
+    providers = root.findall("./Profiles/EventProvider")
+    if len(providers) != 1:
+        return ["%s has %d event providers, not 1" % (WPRP, len(providers))]
+    prov = providers[0]
+    if "{%s}" % prov.get("Name", "").upper() != PROVIDER_GUID:
+        errors.append("%s records provider %s, not %s" % (WPRP, prov.get("Name"), PROVIDER_GUID))
+    mask = 0
+    for k in prov.findall("./Keywords/Keyword"):
+        mask |= int(k.get("Value"), 0)
+    all_keywords = 0
+    for m in keywords.values():
+        all_keywords |= m
+    if mask & all_keywords != all_keywords:
+        errors.append(
+            "%s records keywords %#x, the manifest defines %#x" % (WPRP, mask, all_keywords)
+        )
+    capture = [int(k.get("Value"), 0) for k in prov.findall("./CaptureStateOnStart/Keyword")]
+    if not capture or not capture[0] & keywords.get("StateDump", 0):
+        errors.append("%s does not capture the state (StateDump) when recording starts" % WPRP)
     return errors
 
 
