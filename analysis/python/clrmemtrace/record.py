@@ -3,9 +3,12 @@
 
 The session is named uniquely, enables every clrmemtrace event by name (and the state-dump
 request) with the `vpid`, `vtid` and `procname` contexts, and is destroyed when the program
-ends. A session daemon is started only when none answers, and stopped at the end; so is the
-relay daemon of `--live`. Progress goes to stderr, the summary (where the trace is, how many
-events were discarded) to stdout. The exit status is the program's.
+ends. It records the program and its descendants only (LTTng's vpid tracker): the program is
+forked, tracked, then let exec, and its descendants are tracked as they are seen, by polling
+/proc; `--all-processes` records every process instead. A session daemon is started only
+when none answers, and stopped at the end; so is the relay daemon of `--live`. Progress goes
+to stderr, the summary (where the trace is, how many events were discarded) to stdout. The
+exit status is the program's.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +38,9 @@ DEFAULT_BLOCKING_TIMEOUT_US = 1_000_000
 # How long the traced program's LTTng-UST waits at start-up for session daemons to register
 # it: long enough for a loaded machine, finite so that a wedged daemon cannot hang it.
 REGISTER_TIMEOUT_MS = 10_000
+
+# How often the program's process tree is scanned for new descendants to record.
+FOLLOW_INTERVAL = 0.05
 
 # Live mode: how often buffers are flushed to the relay daemon, and how long, after the
 # session ends, live viewers may take to read the rest before the relay daemon stops.
@@ -67,9 +74,10 @@ def register(subparsers):
         "record",
         help="run a program and record its clrmemtrace events with LTTng",
         description=(
-            "Run PROGRAM under a new LTTng session that records every clrmemtrace event with "
-            "the vpid, vtid and procname contexts, then print where the trace is and how "
-            "many events were discarded. The exit status is PROGRAM's."
+            "Run PROGRAM under a new LTTng session that records every clrmemtrace event of "
+            "PROGRAM and its descendants with the vpid, vtid and procname contexts, then print "
+            "where the trace is and how many events were discarded. The exit status is "
+            "PROGRAM's."
         ),
         usage="clrmemtrace record [options] [--] PROGRAM [ARGS...]",
         epilog=(
@@ -86,6 +94,12 @@ def register(subparsers):
     )
     p.add_argument(
         "--force", action="store_true", help="replace the trace already in a non-empty DIR"
+    )
+    p.add_argument(
+        "--all-processes",
+        action="store_true",
+        help="record the events of every process the session daemon sees, not only "
+        "PROGRAM's and its descendants'",
     )
     mode = p.add_argument_group("modes")
     mode.add_argument(
@@ -272,6 +286,7 @@ class Recorder:
         self.program_ran = False
         self.errors = []
         self.preload = None
+        self.fork_wrapper = None
 
     # ---------- set-up ----------
 
@@ -280,6 +295,12 @@ class Recorder:
         if args.preload:
             self.preload = paths.preload_library()
             _say(f"interposing the mmap family with {self.preload}")
+        self.fork_wrapper = lttng.ust_fork_library()
+        if self.fork_wrapper is None:
+            _say(
+                "liblttng-ust-fork.so not found: a child that a traced process forks "
+                "without exec would record its events under its parent's pid"
+            )
         self.scratch = Path(tempfile.mkdtemp(prefix="clrmemtrace-record-"))
         if args.url is None:
             self.output, self.created_output = _prepare_output(args.output, args.force)
@@ -318,6 +339,9 @@ class Recorder:
             overwrite=args.snapshot,
             blocking_timeout=None if args.snapshot else args.blocking_timeout,
         )
+        if not args.all_processes:
+            # No process records until run_program adds the program, then its descendants.
+            self.session.untrack_all_vpids()
         self.session.enable_events(CHANNEL, events.record_names())
         if args.preload:
             self.session.enable_events(CHANNEL, events.os_record_names())
@@ -325,6 +349,8 @@ class Recorder:
         self.session.start()
         where = self.url if self.url else str(self.output)
         _say(f"session {self.name} recording to {where}")
+        if args.all_processes:
+            _say("recording the events of every process (--all-processes)")
         if self.live_url:
             _say(f"view it live: babeltrace2 --input-format=lttng-live {self.live_url}")
 
@@ -337,9 +363,11 @@ class Recorder:
 
     def _program_env(self):
         env = dict(os.environ)
-        if self.args.preload:
-            # Inherited by the program's children, which are traced as well.
-            env["LD_PRELOAD"] = " ".join(p for p in (self.preload, env.get("LD_PRELOAD")) if p)
+        # Inherited by the program's descendants, which are traced as well. LTTng-UST's fork
+        # wrapper gives a child of fork without exec a registration (and vpid) of its own.
+        preload = (self.preload, self.fork_wrapper, env.get("LD_PRELOAD"))
+        if any(preload):
+            env["LD_PRELOAD"] = " ".join(p for p in preload if p)
         env["LTTNG_UST_REGISTER_TIMEOUT"] = str(REGISTER_TIMEOUT_MS)
         if self.args.blocking_timeout != "0":
             env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
@@ -348,21 +376,31 @@ class Recorder:
     # ---------- the program ----------
 
     def run_program(self, mask):
-        """Runs the program with signal mask `mask`; returns its exit status."""
+        """Runs the program with signal mask `mask`; returns its exit status.
+
+        Unless every process is recorded, the program is tracked before it execs, so its
+        first event is recorded, and its descendants are tracked while it runs.
+        """
         program = self.args.program
+        gate = None if self.args.all_processes else self._track_program
         try:
-            proc = _spawn(program, self._program_env(), mask)
+            proc = _spawn(program, self._program_env(), mask, gate)
         except FileNotFoundError:
             raise UserError(f"{program[0]}: command not found", EXIT_NOT_FOUND) from None
         except OSError as e:
             raise UserError(f"{program[0]}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
         self.program_ran = True
         _say(f"running {' '.join(program)} (pid {proc.pid})")
+        follower = None if self.args.all_processes else Follower(self.session, proc.pid)
         while True:
             status = proc.poll()
             if status is not None:
                 break
-            info = signal.sigtimedwait(HANDLED, WAIT_SLICE)
+            timeout = WAIT_SLICE
+            if follower is not None and follower.active:
+                self._step("follow the program's descendants", follower.poll)
+                timeout = max(follower.due - time.monotonic(), 0)
+            info = signal.sigtimedwait(HANDLED, timeout)
             if info is None or info.si_signo == signal.SIGCHLD:
                 continue
             if info.si_signo == signal.SIGUSR1 and self.args.snapshot:
@@ -373,7 +411,13 @@ class Recorder:
             if info.si_code != SI_KERNEL:
                 proc.send_signal(info.si_signo)
         _say(f"{program[0]} {_status_text(status)}")
+        if follower is not None:
+            n = follower.followed
+            _say(f"followed {n} descendant process{'' if n == 1 else 'es'} of {program[0]}")
         return status
+
+    def _track_program(self, pid):
+        self.session.track_vpids([pid])
 
     def snapshot(self, why):
         before = self._snapshot_dirs()
@@ -491,10 +535,141 @@ class Recorder:
             )
 
 
-def _spawn(program, env, mask):
-    return subprocess.Popen(
-        program, env=env, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    )
+def _start_time(pid):
+    """When process `pid` started (clock ticks after boot); None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name, field 2, may hold spaces and parentheses: count from its end.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22, starttime
+    except (IndexError, ValueError):
+        return None
+
+
+def _children(pid):
+    """The pids of the children of every thread of process `pid`."""
+    found = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found += [int(word) for word in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class Follower:
+    """Adds the program's descendants to the session's vpid tracker as they appear.
+
+    Each poll walks the children of every process followed so far that still runs (so the
+    children of an orphaned descendant are followed too), tracks the new ones in one lttng
+    command, and untracks the pids of followed processes that ended, so that an unrelated
+    process that reuses such a pid is not recorded. A process is told apart from a later
+    one with the same pid by its start time.
+    """
+
+    def __init__(self, session, pid):
+        self.session = session
+        self.known = {pid: _start_time(pid)}  # pid -> start time, of each followed process
+        self.followed = 0  # descendants tracked (the program itself not counted)
+        self.due = time.monotonic()
+        self.active = True
+
+    def poll(self):
+        """Tracks the descendants that appeared; at most once per FOLLOW_INTERVAL."""
+        now = time.monotonic()
+        if now < self.due:
+            return
+        self.due = now + FOLLOW_INTERVAL
+        ended = [pid for pid, start in self.known.items() if _start_time(pid) != start]
+        for pid in ended:
+            del self.known[pid]
+        new = []
+        pending = list(self.known)
+        while pending:
+            for child in _children(pending.pop()):
+                if child in self.known:
+                    continue
+                start = _start_time(child)
+                if start is None:
+                    continue
+                self.known[child] = start
+                new.append(child)
+                pending.append(child)
+        try:
+            self.session.track_vpids(new)
+            self.followed += len(new)
+            self.session.untrack_vpids([pid for pid in ended if pid not in self.known])
+        except Exception:
+            self.active = False  # the caller reports it once; the program runs on
+            raise
+
+
+def _spawn(program, env, mask, gate=None):
+    """Starts `program` with signal mask `mask`; returns its Popen.
+
+    With `gate`, the child waits after the fork, before it execs, until `gate(pid)` has
+    returned; when `gate` raises, the program never runs and the exception propagates.
+    """
+    if gate is None:
+        return subprocess.Popen(
+            program, env=env, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        )
+    # Popen returns only once the child has exec'd, so it runs in a thread of its own while
+    # this one learns the child's pid from a pipe and opens the gate (another pipe).
+    pid_r, pid_w = os.pipe()
+    gate_r, gate_w = os.pipe()
+
+    def wait_at_gate():
+        os.close(gate_w)  # so that the gate reads end-of-file if record goes away
+        os.close(pid_r)
+        os.write(pid_w, b"%d\n" % os.getpid())
+        os.close(pid_w)
+        if os.read(gate_r, 1) != b"1":
+            raise ChildProcessError("not started")
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    outcome = {}
+
+    def start():
+        try:
+            outcome["proc"] = subprocess.Popen(program, env=env, preexec_fn=wait_at_gate)
+        except BaseException as e:
+            outcome["error"] = e
+        finally:
+            os.close(pid_w)
+
+    starter = threading.Thread(target=start, name="spawn", daemon=True)
+    try:
+        starter.start()
+        answer = b""
+        while not answer.endswith(b"\n"):
+            part = os.read(pid_r, 32)
+            if not part:
+                break
+            answer += part
+        if answer.endswith(b"\n"):
+            gate(int(answer))
+            os.write(gate_w, b"1")
+    finally:
+        os.close(gate_w)
+        starter.join()
+        os.close(pid_r)
+        os.close(gate_r)
+    error = outcome.get("error")
+    if isinstance(error, subprocess.SubprocessError):
+        raise UserError(f"{program[0]}: could not be started ({error})")
+    if error is not None:
+        raise error
+    return outcome["proc"]
 
 
 def _pending_stop():
