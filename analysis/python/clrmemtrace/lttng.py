@@ -449,6 +449,17 @@ class Session:
         if pids:
             self.ctl.run("untrack", *self._where(), "--vpid=" + ",".join(map(str, pids)))
 
+    def tracked_vpids(self):
+        """The pids in the inclusion set; None when every process is recorded."""
+        root = self.ctl.mi("list", self.name)
+        tracker = root.find(".//vpid_process_attr_tracker")
+        if tracker is None:
+            return None
+        values = tracker.find("process_attr_values")
+        if values is None:
+            return None
+        return {int(e.text) for e in values.iter("id")}
+
     def start(self):
         self.ctl.run("start", self.name)
         self.active = True
