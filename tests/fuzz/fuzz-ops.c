@@ -78,6 +78,9 @@ extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__
 
 static struct model M;
 static IHostMemoryManager *mm;
+/* A second manager, made on demand, which never owns anything (M2 stays empty). */
+static struct model M2;
+static IHostMemoryManager *mm2;
 static size_t page;
 static uintptr_t user_min, user_limit;
 /* A range that was free at start-up: explicit reservations aim there. */
@@ -868,8 +871,9 @@ static void check_mbi(uintptr_t addr, const MEMORY_BASIC_INFORMATION *got,
 	}
 }
 
-/* Memory the manager does not own: its fields must be consistent. */
-static void check_foreign_fields(uintptr_t addr, const MEMORY_BASIC_INFORMATION *q)
+/* Memory a manager (modelled by m) does not own: its fields must be consistent. */
+static void check_foreign_fields(const struct model *m, uintptr_t addr,
+				 const MEMORY_BASIC_INFORMATION *q)
 {
 	uintptr_t b = (uintptr_t)q->BaseAddress, e = b + q->RegionSize;
 	uintptr_t ab = (uintptr_t)q->AllocationBase;
@@ -883,7 +887,7 @@ static void check_foreign_fields(uintptr_t addr, const MEMORY_BASIC_INFORMATION 
 		fail("VirtualQuery(%#" PRIxPTR ") of foreign memory: RegionSize %#zx", addr,
 		     (size_t)q->RegionSize);
 	}
-	if (model_overlaps(&M, b, e)) {
+	if (model_overlaps(m, b, e)) {
 		fail("VirtualQuery(%#" PRIxPTR ") of foreign memory: [%#" PRIxPTR ", %#" PRIxPTR
 		     ") meets a reservation of the manager",
 		     addr, b, e);
@@ -914,7 +918,7 @@ static void check_foreign_fields(uintptr_t addr, const MEMORY_BASIC_INFORMATION 
 	if (q->Type != MEM_PRIVATE && q->Type != MEM_MAPPED && q->Type != MEM_IMAGE) {
 		fail("VirtualQuery(%#" PRIxPTR "): Type %#x", addr, (unsigned)q->Type);
 	}
-	if (!ab || ab > b || model_overlaps(&M, ab, b)) {
+	if (!ab || ab > b || model_overlaps(m, ab, b)) {
 		fail("VirtualQuery(%#" PRIxPTR "): AllocationBase %p for a region at %p", addr,
 		     q->AllocationBase, q->BaseAddress);
 	}
@@ -991,18 +995,19 @@ static bool foreign_matches_kernel(const MEMORY_BASIC_INFORMATION *q)
  * the map between the answer and the check, so a disagreement is asked
  * again once.
  */
-static void check_foreign(uintptr_t addr, const MEMORY_BASIC_INFORMATION *q)
+static void check_foreign(IHostMemoryManager *mgr, const struct model *m, uintptr_t addr,
+			  const MEMORY_BASIC_INFORMATION *q)
 {
 	MEMORY_BASIC_INFORMATION again;
 	SIZE_T res = 0;
 
-	check_foreign_fields(addr, q);
+	check_foreign_fields(m, addr, q);
 	if (foreign_matches_kernel(q)) {
 		return;
 	}
-	expect_hr(IHostMemoryManager_VirtualQuery(mm, (void *)addr, &again, sizeof(again), &res),
+	expect_hr(IHostMemoryManager_VirtualQuery(mgr, (void *)addr, &again, sizeof(again), &res),
 		  S_OK, "VirtualQuery, asked again");
-	check_foreign_fields(addr, &again);
+	check_foreign_fields(m, addr, &again);
 	if (!foreign_matches_kernel(&again)) {
 		fail("VirtualQuery(%#" PRIxPTR ") of foreign memory = {base %p, allocation %p, "
 		     "size %#zx, state %#x, prot %#x, type %#x}, which /proc/self/maps contradicts",
@@ -1033,7 +1038,7 @@ static MEMORY_BASIC_INFORMATION query_checked(uintptr_t addr)
 	if (k == Q_OWNED) {
 		check_mbi(addr, &got, &want);
 	} else {
-		check_foreign(addr, &got);
+		check_foreign(mm, &M, addr, &got);
 	}
 	return got;
 }
@@ -1401,7 +1406,7 @@ static void op_query(struct input *in)
 	if (k == Q_OWNED) {
 		check_mbi(addr, &buf.mbi, &want);
 	} else {
-		check_foreign(addr, &buf.mbi);
+		check_foreign(mm, &M, addr, &buf.mbi);
 	}
 }
 
@@ -1956,6 +1961,103 @@ static void op_manager(struct input *in)
 	}
 }
 
+/* Inside each reservation: what another manager may not have changed. */
+static void verify_all_inside(void)
+{
+	int i;
+
+	for (i = 0; i < MODEL_MAX_RES; i++) {
+		if (M.res[i].live) {
+			verify_reservation(i, false);
+		}
+	}
+}
+
+/*
+ * The second manager is asked about memory it does not own, the first
+ * manager's reservations above all: it must refuse as for any foreign
+ * memory, describe it as the kernel does, and change nothing.
+ */
+static void op_other_manager(struct input *in)
+{
+	uint8_t action = u8(in) % 4;
+	uintptr_t addr = decode_addr(in);
+	MEMORY_BASIC_INFORMATION q;
+	void *result = SENTINEL;
+	DWORD old = SENTINEL_DWORD;
+	SIZE_T res = 0;
+	uint32_t type, protect;
+	struct pred p;
+	size_t size;
+	HRESULT hr;
+
+	if (!mm2 && clrmemtrace_create(NULL, &mm2) != S_OK) {
+		fail("clrmemtrace_create of the second manager failed");
+	}
+	switch (action) {
+	case 0:
+		size = decode_size(in);
+		type = decode_type(in);
+		protect = decode_protect(in);
+		log_op("other manager: VirtualAlloc(%#" PRIxPTR ", %#zx, %#x, %#x)", addr, size,
+		       (unsigned)type, (unsigned)protect);
+		model_virtual_alloc(&M2, addr, size, type, protect, 0, false, &p);
+		if (p.kind == P_RESERVE_AT && model_overlaps(&M, p.base, p.base + p.len)) {
+			/* The first manager's memory is mapped: a conflict for anyone else. */
+			p.kind = P_FAIL;
+			p.hr = HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS);
+			p.why = "#13/#18 the other manager's reservation is there";
+		}
+		if (p.kind != P_FAIL) {
+			log_add(" skipped: it could reserve\n");
+			return;
+		}
+		hr = IHostMemoryManager_VirtualAlloc(mm2, (void *)addr, size, type, protect,
+						     eTaskCritical, &result);
+		log_add(" -> %s, %p [model: %s]\n", hr_name(hr), result, p.why);
+		expect_hr(hr, p.hr, p.why);
+		if (result) {
+			fail("VirtualAlloc failed but *ppMem is %p", result);
+		}
+		break;
+	case 1:
+		size = decode_size(in);
+		type = decode_free_type(in);
+		log_op("other manager: VirtualFree(%#" PRIxPTR ", %#zx, %#x)", addr, size,
+		       (unsigned)type);
+		model_virtual_free(&M2, addr, size, type, &p);
+		hr = IHostMemoryManager_VirtualFree(mm2, (void *)addr, size, type);
+		log_add(" -> %s [model: %s]\n", hr_name(hr), p.why);
+		expect_hr(hr, p.hr, p.why);
+		break;
+	case 2:
+		size = decode_size(in);
+		protect = decode_protect(in);
+		log_op("other manager: VirtualProtect(%#" PRIxPTR ", %#zx, %#x)", addr, size,
+		       (unsigned)protect);
+		model_virtual_protect(&M2, addr, size, protect, false, &p);
+		hr = IHostMemoryManager_VirtualProtect(mm2, (void *)addr, size, protect, &old);
+		log_add(" -> %s, old %#x [model: %s]\n", hr_name(hr), (unsigned)old, p.why);
+		expect_hr(hr, p.hr, p.why);
+		if (old != 0) {
+			fail("VirtualProtect failed but *lpflOldProtect is %#x", (unsigned)old);
+		}
+		break;
+	default:
+		log_op("other manager: VirtualQuery(%#" PRIxPTR ")", addr);
+		hr = IHostMemoryManager_VirtualQuery(mm2, (void *)addr, &q, sizeof(q), &res);
+		log_add(" -> %s\n", hr_name(hr));
+		if (addr >= user_limit) {
+			expect_hr(hr, HRESULT_FROM_WIN32(ERROR_INVALID_PARAMETER), "#56");
+			return;
+		}
+		expect_hr(hr, S_OK, "VirtualQuery");
+		check_foreign(mm2, &M2, addr, &q);
+		return;
+	}
+	verify_all_inside();
+}
+
 static void op_check(struct input *in)
 {
 	switch (u8(in) % 3) {
@@ -1998,37 +2100,41 @@ static const op_fn op_table[20] = {
 	op_heap_burst,
 	op_heap_free_all,
 	op_heap_alloc,
-	op_heap_free,
+	op_other_manager,
 };
 
 /* ---------- One input ---------- */
 
-/* Releases everything the input made, checking each step, so the next input starts clean. */
-static void finish_input(void)
+/* Drops the fuzzer's own references on the manager, checking each count. */
+static void release_own_refs(void)
+{
+	while (own_refs > 0) {
+		ULONG r = IHostMemoryManager_Release(mm);
+
+		own_refs--;
+		if (r != --M.manager_refs) {
+			fail("the manager's Release returned %u, expected %u", (unsigned)r,
+			     (unsigned)M.manager_refs);
+		}
+	}
+}
+
+/*
+ * Releases everything the input made, checking each step, so the next input
+ * starts clean. With heaps_last, the fuzzer drops its references on the
+ * manager before the heaps are done: they keep it alive, and the last
+ * heap's Release destroys it.
+ */
+static void finish_input(bool heaps_last)
 {
 	int i;
 
 	op_number = MAX_OPS;
-	log_op("end of input: check everything, then free it\n");
+	log_op("end of input: check everything, then free it%s\n",
+	       heaps_last ? " (the manager before its heaps)" : "");
 	verify_all();
 	check_heaps();
 	check_kernel_maps();
-	for (i = 0; i < MODEL_MAX_BLOCKS; i++) {
-		struct mblock *b = &M.block[i];
-		HRESULT hr;
-
-		if (!b->live) {
-			continue;
-		}
-		hr = IHostMalloc_Free((IHostMalloc *)M.heap[b->heap].handle, b->ptr);
-		expect_hr(hr, S_OK, "freeing a live block at the end");
-		b->live = false;
-	}
-	for (i = 0; i < MODEL_MAX_HEAPS; i++) {
-		while (M.heap[i].live) {
-			heap_release(i);
-		}
-	}
 	for (i = 0; i < MODEL_MAX_RES; i++) {
 		if (M.res[i].live) {
 			HRESULT hr = IHostMemoryManager_VirtualFree(mm, (void *)M.res[i].base, 0,
@@ -2047,21 +2153,37 @@ static void finish_input(void)
 			M.vas[i].live = false;
 		}
 	}
+	if (heaps_last) {
+		release_own_refs();
+	}
+	for (i = 0; i < MODEL_MAX_BLOCKS; i++) {
+		struct mblock *b = &M.block[i];
+		HRESULT hr;
+
+		if (!b->live) {
+			continue;
+		}
+		hr = IHostMalloc_Free((IHostMalloc *)M.heap[b->heap].handle, b->ptr);
+		expect_hr(hr, S_OK, "freeing a live block at the end");
+		b->live = false;
+	}
+	for (i = 0; i < MODEL_MAX_HEAPS; i++) {
+		while (M.heap[i].live) {
+			heap_release(i);
+		}
+	}
 	if (M.manager_refs != own_refs) {
 		fail("the heaps are released but the model counts %u references on the manager, "
 		     "not %u",
 		     (unsigned)M.manager_refs, (unsigned)own_refs);
 	}
-	while (M.manager_refs > 0) {
-		ULONG r = IHostMemoryManager_Release(mm);
-
-		if (r != --M.manager_refs) {
-			fail("the manager's Release returned %u, expected %u", (unsigned)r,
-			     (unsigned)M.manager_refs);
-		}
-	}
+	release_own_refs();
 	mm = NULL;
 	model_clear(&M);
+	if (mm2 && IHostMemoryManager_Release(mm2) != 0) {
+		fail("the second manager's Release did not return 0");
+	}
+	mm2 = NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -2084,7 +2206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (op_number = 0; op_number < MAX_OPS && in.n; op_number++) {
 		op_table[u8(&in) % 20](&in);
 	}
-	finish_input();
+	finish_input(size & 1);
 	if (verbose) {
 		dump_log(2);
 	}
@@ -2119,6 +2241,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 #endif
 	user_min = GRANULE > page ? GRANULE : page;
 	model_init(&M, page, user_min, user_limit);
+	model_init(&M2, page, user_min, user_limit);
 	/* The model knows no budgets: a budget in the environment would change the answers. */
 	for (i = 0; i < sizeof(policy_env) / sizeof(policy_env[0]); i++) {
 		unsetenv(policy_env[i]);

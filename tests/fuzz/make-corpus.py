@@ -20,7 +20,7 @@ import sys
 
 ALLOC, FREE, PROTECT, QUERY, TOUCH = 0, 3, 5, 7, 9
 CREATE_MALLOC, HALLOC, HFREE, HEAP_REF, MANAGER, CHECK = 10, 11, 12, 13, 14, 15
-BURST, FREE_ALL = 16, 17
+BURST, FREE_ALL, OTHER = 16, 17, 19
 
 # ---------- Argument specs ----------
 
@@ -297,6 +297,14 @@ def free_all(heap, order=0):
     return bytes([FREE_ALL, heap, order])
 
 
+def other(action, addr, *rest):
+    """A call on the second manager: 0 VirtualAlloc, 1 VirtualFree, 2 VirtualProtect, 3 VirtualQuery."""
+    out = [OTHER, action] + addr
+    for r in rest:
+        out += r if isinstance(r, list) else [r]
+    return bytes(out)
+
+
 def heap_ref(heap, action):
     return bytes([HEAP_REF, heap, action])
 
@@ -568,6 +576,19 @@ def seeds():
         b''.join(bytes(free_all(t, t % 3)) for t in range(6)) +
         heap_ref(2, 1) + heap_ref(4, 1) + create_malloc(2) + burst(4, hsize(64), 8) +
         check(1) + check(0))
+
+    # A second manager must treat the first one's reservations as foreign memory.
+    s['other-manager'] = (
+        alloc(null(), pages(8), T_RESERVE, NOACCESS) +
+        alloc(at(0), pages(4), T_COMMIT, READWRITE) + touch(0, 0, 4) +
+        other(0, at(0), pages(1), T_COMMIT, READONLY) +
+        other(0, at(0), pages(1), T_RESERVE, NOACCESS) +
+        other(0, at(0, 2), pages(1), T_RESET, NOACCESS) +
+        other(1, at(0), zero(), F_RELEASE) + other(1, at(0), pages(1), F_DECOMMIT) +
+        other(2, at(0), pages(1), NOACCESS) +
+        other(3, at(0)) + other(3, at(0, 5)) + other(3, granule_tail(0)) + other(3, null()) +
+        other(3, hostile(11)) + touch(0, 0, 4, write=False) + check(0) + check(2) +
+        create_malloc(1) + heap_alloc(0, hsize(32)) + other(3, block_addr(0)))
 
     # The manager's other methods.
     s['manager-misc'] = (
