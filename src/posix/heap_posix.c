@@ -693,9 +693,6 @@ static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_b
 	uint16_t meta;
 	int err;
 
-	if (!tc) {
-		return ERROR_NOT_ENOUGH_MEMORY;
-	}
 	rcu_lock();
 	s = clrmemtrace__addrmap_lookup(&span_map, p);
 	if (!s || s->heap != h) {
@@ -716,6 +713,18 @@ static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_b
 	/* The event goes out while this thread still owns the block. */
 	if (fn) {
 		fn(ctx, ptr, meta & ~META_LIVE);
+	}
+	if (!tc) {
+		/*
+		 * No cache for this thread and no memory to make one: the block goes
+		 * straight back to its span. It is a valid free all the same.
+		 */
+		pthread_mutex_lock(&h->lock);
+		__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
+		span_put(h, ptr);
+		pthread_mutex_unlock(&h->lock);
+		rcu_unlock();
+		return 0;
 	}
 	__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
 	bin = &tc->bins[s->cls];

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -696,6 +697,142 @@ static void scenario_rlimit_heap(void)
 	teardown();
 }
 
+/* ---------- A second thread ---------- */
+
+enum { HELPER_IDLE, HELPER_FREE, HELPER_ALLOC, HELPER_DONE, HELPER_QUIT };
+
+static pthread_mutex_t helper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t helper_cond = PTHREAD_COND_INITIALIZER;
+static int helper_state;
+static void *helper_ptr;
+static HRESULT helper_hr;
+
+/* Frees or allocates on request, on a thread that has never used the heap before. */
+static void *helper_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&helper_lock);
+	for (;;) {
+		while (helper_state == HELPER_IDLE || helper_state == HELPER_DONE) {
+			pthread_cond_wait(&helper_cond, &helper_lock);
+		}
+		if (helper_state == HELPER_QUIT) {
+			break;
+		}
+		if (helper_state == HELPER_FREE) {
+			helper_hr = IHostMalloc_Free(heap, helper_ptr);
+		} else {
+			helper_ptr = SENTINEL;
+			helper_hr = IHostMalloc_Alloc(heap, SMALL_BLOCK, eTaskCritical, &helper_ptr);
+		}
+		helper_state = HELPER_DONE;
+		pthread_cond_broadcast(&helper_cond);
+	}
+	pthread_mutex_unlock(&helper_lock);
+	return NULL;
+}
+
+static HRESULT on_helper(int what, void **p)
+{
+	HRESULT hr;
+
+	pthread_mutex_lock(&helper_lock);
+	helper_ptr = *p;
+	helper_state = what;
+	pthread_cond_broadcast(&helper_cond);
+	while (what != HELPER_QUIT && helper_state != HELPER_DONE) {
+		pthread_cond_wait(&helper_cond, &helper_lock);
+	}
+	hr = helper_hr;
+	*p = helper_ptr;
+	helper_state = what == HELPER_QUIT ? HELPER_QUIT : HELPER_IDLE;
+	pthread_mutex_unlock(&helper_lock);
+	return hr;
+}
+
+/*
+ * RLIMIT_AS with malloc drained too, and a thread that has never used the
+ * heap: it cannot get a thread cache, yet a Free of a live block is still a
+ * valid Free, and anything else is still refused as before.
+ */
+static void scenario_rlimit_other_thread(void)
+{
+	static void *drained[1 << 16];
+	struct rlimit old, lim;
+	pthread_t thread;
+	size_t size;
+	void *p;
+	int nd = 0, i;
+	HRESULT hr;
+
+	setup();
+	if (pthread_create(&thread, NULL, helper_main, NULL) != 0) {
+		die("pthread_create");
+	}
+	if (getrlimit(RLIMIT_AS, &old) != 0) {
+		die("getrlimit: %s", strerror(errno));
+	}
+	lim = old;
+	lim.rlim_cur = vm_size() + 64 * MIB;
+	if (old.rlim_cur != RLIM_INFINITY && lim.rlim_cur > old.rlim_cur) {
+		lim.rlim_cur = old.rlim_cur;
+	}
+	if (setrlimit(RLIMIT_AS, &lim) != 0) {
+		die("setrlimit: %s", strerror(errno));
+	}
+	for (size = 4 * MIB; size >= page; size /= 2) {
+		fill_with(size);
+	}
+	/* Whatever malloc still has, the test takes. */
+	for (size = 64 * KIB; size >= 16; size /= 4) {
+		while (nd < (int)(sizeof(drained) / sizeof(drained[0])) &&
+		       (drained[nd] = malloc(size)) != NULL) {
+			nd++;
+		}
+	}
+	say("  rlimit-other-thread: %d reservations and %d malloc blocks fill RLIMIT_AS\n", nres,
+	    nd);
+	/* Allocated here, freed there. */
+	p = blocks[0];
+	expect_hr(on_helper(HELPER_FREE, &p), S_OK,
+		  "Free of a live block by a thread that cannot get a thread cache");
+	p = blocks[0];
+	expect_hr(on_helper(HELPER_FREE, &p), HOST_E_INVALIDOPERATION,
+		  "a second Free of that block");
+	p = NULL;
+	hr = on_helper(HELPER_ALLOC, &p);
+	if (hr != E_OUTOFMEMORY && hr != S_OK) {
+		die("Alloc by the other thread returned %s", clrmemtrace_hresult_name(hr));
+	}
+	if (hr == S_OK) {
+		expect_hr(on_helper(HELPER_FREE, &p), S_OK, "Free by the other thread");
+	}
+	blocks[0] = NULL;
+	expect_hr(IHostMalloc_Alloc(heap, SMALL_BLOCK, eTaskCritical, &blocks[0]), S_OK,
+		  "Alloc from the heap's memory");
+	fill(blocks[0], SMALL_BLOCK);
+	check_all();
+	/* Memory comes back: the other thread works as any other. */
+	for (i = 0; i < nd; i++) {
+		free(drained[i]);
+	}
+	for (i = nres - 1; i >= 0; i -= 2) {
+		release_res(i);
+	}
+	p = NULL;
+	expect_hr(on_helper(HELPER_ALLOC, &p), S_OK, "Alloc by the other thread after recovery");
+	fill(p, SMALL_BLOCK);
+	expect_hr(on_helper(HELPER_FREE, &p), S_OK, "Free by the other thread after recovery");
+	check_recovered();
+	p = NULL;
+	on_helper(HELPER_QUIT, &p);
+	pthread_join(thread, NULL);
+	if (setrlimit(RLIMIT_AS, &old) != 0) {
+		die("setrlimit: %s", strerror(errno));
+	}
+	teardown();
+}
+
 /*
  * No limit: the manager's reservations take every hole of the address
  * space, 1 TiB at a time and then halving down to a page.
@@ -753,6 +890,7 @@ static const struct scenario {
 } scenarios[] = {
 	{ "rlimit", scenario_rlimit },
 	{ "rlimit-heap", scenario_rlimit_heap },
+	{ "rlimit-other-thread", scenario_rlimit_other_thread },
 	{ "address-space", scenario_address_space },
 };
 
