@@ -204,8 +204,8 @@ static bool kernel_free(uintptr_t a, uintptr_t b)
 
 /* ---------- Checks ---------- */
 
-static void check_query(uintptr_t addr, uintptr_t base, uintptr_t alloc, size_t size,
-			DWORD state, DWORD protect)
+static void check_query_aprot(uintptr_t addr, uintptr_t base, uintptr_t alloc, DWORD aprot,
+			      size_t size, DWORD state, DWORD protect)
 {
 	MEMORY_BASIC_INFORMATION m;
 	SIZE_T got = 0;
@@ -213,15 +213,22 @@ static void check_query(uintptr_t addr, uintptr_t base, uintptr_t alloc, size_t 
 	expect_hr(IHostMemoryManager_VirtualQuery(mm, (void *)addr, &m, sizeof(m), &got), S_OK,
 		  "VirtualQuery");
 	if (got != sizeof(m) || (uintptr_t)m.BaseAddress != base ||
-	    (uintptr_t)m.AllocationBase != alloc || m.AllocationProtect != PAGE_NOACCESS ||
+	    (uintptr_t)m.AllocationBase != alloc || m.AllocationProtect != aprot ||
 	    m.RegionSize != size || m.State != state || m.Protect != protect ||
 	    m.Type != MEM_PRIVATE) {
 		die("VirtualQuery(%#" PRIxPTR ") = {%p, %p, %#x, %#zx, %#x, %#x, %#x}, expected "
-		    "{%#" PRIxPTR ", %#" PRIxPTR ", 0x1, %#zx, %#x, %#x, 0x20000}",
+		    "{%#" PRIxPTR ", %#" PRIxPTR ", %#x, %#zx, %#x, %#x, 0x20000}",
 		    addr, m.BaseAddress, m.AllocationBase, (unsigned)m.AllocationProtect,
 		    (size_t)m.RegionSize, (unsigned)m.State, (unsigned)m.Protect, (unsigned)m.Type,
-		    base, alloc, size, (unsigned)state, (unsigned)protect);
+		    base, alloc, (unsigned)aprot, size, (unsigned)state, (unsigned)protect);
 	}
+}
+
+/* The same for the scenarios' reservations, all made PAGE_NOACCESS. */
+static void check_query(uintptr_t addr, uintptr_t base, uintptr_t alloc, size_t size,
+			DWORD state, DWORD protect)
+{
+	check_query_aprot(addr, base, alloc, PAGE_NOACCESS, size, state, protect);
 }
 
 /* Every reservation, through VirtualQuery and against /proc/self/maps. */
@@ -750,6 +757,87 @@ static HRESULT on_helper(int what, void **p)
 	return hr;
 }
 
+/* A reservation whose pages alternate read-write and read-only: too many runs to keep inline. */
+#define STRIPES 32
+
+static uintptr_t striped;
+
+static DWORD stripe_protect(size_t k)
+{
+	return (k & 1) ? PAGE_READONLY : PAGE_READWRITE;
+}
+
+static void make_striped(void)
+{
+	void *p = NULL;
+	DWORD old;
+	size_t k;
+
+	expect_hr(IHostMemoryManager_VirtualAlloc(mm, NULL, STRIPES * page,
+						  MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
+						  eTaskCritical, &p),
+		  S_OK, "VirtualAlloc");
+	striped = (uintptr_t)p;
+	for (k = 1; k < STRIPES; k += 2) {
+		expect_hr(IHostMemoryManager_VirtualProtect(mm, (void *)(striped + k * page), page,
+							    PAGE_READONLY, &old),
+			  S_OK, "VirtualProtect");
+	}
+}
+
+/* Every page of the striped reservation as make_striped left it, in the map and the kernel. */
+static void check_striped(void)
+{
+	size_t k;
+
+	read_maps();
+	for (k = 0; k < STRIPES; k++) {
+		uintptr_t a = striped + k * page;
+
+		check_query_aprot(a, a, striped, PAGE_READWRITE, page, MEM_COMMIT, stripe_protect(k));
+		check_kernel(a, a + page, (k & 1) ? "r--" : "rw-");
+	}
+}
+
+/*
+ * Changes of a map too large to keep inline need a new run array: with
+ * malloc exhausted they may be refused, with E_OUTOFMEMORY, and then nothing
+ * may have changed. Releasing needs no memory.
+ */
+static void check_striped_changes(void)
+{
+	DWORD old = 0;
+	HRESULT hr;
+
+	hr = IHostMemoryManager_VirtualProtect(mm, (void *)(striped + 2 * page), page,
+					       PAGE_EXECUTE_READ, &old);
+	if (hr == S_OK) {
+		expect_hr(IHostMemoryManager_VirtualProtect(mm, (void *)(striped + 2 * page), page,
+							    PAGE_READWRITE, &old),
+			  S_OK, "VirtualProtect back");
+	} else {
+		expect_hr(hr, E_OUTOFMEMORY, "VirtualProtect with malloc exhausted");
+		if (old != 0) {
+			die("a refused VirtualProtect left *lpflOldProtect %#x", (unsigned)old);
+		}
+	}
+	check_striped();
+	hr = IHostMemoryManager_VirtualFree(mm, (void *)(striped + 4 * page), page, MEM_DECOMMIT);
+	if (hr == S_OK) {
+		void *p = NULL;
+
+		expect_hr(IHostMemoryManager_VirtualAlloc(mm, (void *)(striped + 4 * page), page,
+							  MEM_COMMIT, PAGE_READWRITE,
+							  eTaskCritical, &p),
+			  S_OK, "VirtualAlloc(MEM_COMMIT) back");
+	} else {
+		expect_hr(hr, E_OUTOFMEMORY, "VirtualFree(MEM_DECOMMIT) with malloc exhausted");
+	}
+	check_striped();
+	say("  rlimit-other-thread: protect and decommit of a long map: %s\n",
+	    hr == S_OK ? "done" : "refused, nothing changed");
+}
+
 /*
  * RLIMIT_AS with malloc drained too, and a thread that has never used the
  * heap: it cannot get a thread cache, yet a Free of a live block is still a
@@ -766,6 +854,7 @@ static void scenario_rlimit_other_thread(void)
 	HRESULT hr;
 
 	setup();
+	make_striped();
 	if (pthread_create(&thread, NULL, helper_main, NULL) != 0) {
 		die("pthread_create");
 	}
@@ -812,6 +901,9 @@ static void scenario_rlimit_other_thread(void)
 		  "Alloc from the heap's memory");
 	fill(blocks[0], SMALL_BLOCK);
 	check_all();
+	check_striped_changes();
+	expect_hr(IHostMemoryManager_VirtualFree(mm, (void *)striped, 0, MEM_RELEASE), S_OK,
+		  "VirtualFree(MEM_RELEASE) with malloc exhausted");
 	/* Memory comes back: the other thread works as any other. */
 	for (i = 0; i < nd; i++) {
 		free(drained[i]);
