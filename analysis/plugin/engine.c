@@ -4,6 +4,7 @@
  * state, and keeps what every event adds to the results (calls, failures,
  * latency, lists) and the totals every change moves.
  */
+#include "os.h"
 #include "state.h"
 
 #include <stdarg.h>
@@ -509,6 +510,7 @@ static struct cmt_manager *get_manager(struct cmt_engine *e, struct cmt_process 
 
 static void manager_destroy(struct cmt_engine *e, struct cmt_manager *m)
 {
+	cmt_os_fini(m);
 	cmt_vm_fini(m);
 	cmt_check_fini(m);
 	cmt_heap_fini(m);
@@ -776,7 +778,9 @@ void cmt_engine_event(struct cmt_engine *e, const struct cmt_event *ev)
 		return;
 	}
 	if ((ev->present & e->required[ev->type]) != e->required[ev->type] ||
-	    (ev->spresent & e->srequired[ev->type]) != e->srequired[ev->type]) {
+	    (ev->spresent & e->srequired[ev->type]) != e->srequired[ev->type] ||
+	    (!cmt_event_is_os(ev->type) && ev->f[CMT_F_MANAGER_ID] == CMT_OS_MANAGER_ID)) {
+		/* Manager 0 is the mmap view's: the library never numbers a manager 0. */
 		e->malformed[ev->type]++;
 		return;
 	}
@@ -788,6 +792,14 @@ void cmt_engine_event(struct cmt_engine *e, const struct cmt_event *ev)
 	}
 	p = get_process(e, ev);
 	if (!p) {
+		return;
+	}
+	if (cmt_event_is_os(ev->type)) {
+		m = cmt_os_manager(e, p, ev);
+		if (m) {
+			cmt_os_event(e, m, ev);
+			settle(e, m);
+		}
 		return;
 	}
 	m = get_manager(e, p, ev);

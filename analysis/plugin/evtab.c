@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The event table: names and members from tracepoints/clrmemtrace_tp.h.
+ * The event table: names and members from tracepoints/clrmemtrace_tp.h
+ * and tracepoints/clrmemtrace_os_tp.h.
  */
 #include "evtab.h"
 
@@ -89,17 +90,52 @@ const struct cmt_event_desc cmt_events[CMT_EV_COUNT] = {
 		I(size, SIZE, REQ) } },
 	[CMT_EV_STATEDUMP_END] = { "statedump_end", false, 2, {
 		I(manager_id, MANAGER_ID, REQ), I(seq, SEQ, REQ) } },
+	[CMT_EV_OS_MMAP] = { "mmap", false, 9, {
+		I(addr, ADDRESS, REQ), I(length, LENGTH, REQ), I(prot, PROT, REQ),
+		I(flags, FLAGS, REQ), I(fd, FD, OPT), I(offset, OFFSET, OPT), I(result, RESULT, REQ),
+		I(errnum, ERRNUM, REQ), S(path, PATH, OPT) } },
+	[CMT_EV_OS_MUNMAP] = { "munmap", false, 4, {
+		I(addr, ADDRESS, REQ), I(length, LENGTH, REQ), I(result, RESULT, REQ),
+		I(errnum, ERRNUM, REQ) } },
+	[CMT_EV_OS_MPROTECT] = { "mprotect", false, 5, {
+		I(addr, ADDRESS, REQ), I(length, LENGTH, REQ), I(prot, PROT, REQ),
+		I(result, RESULT, REQ), I(errnum, ERRNUM, REQ) } },
+	[CMT_EV_OS_MADVISE] = { "madvise", false, 5, {
+		I(addr, ADDRESS, REQ), I(length, LENGTH, REQ), I(advice, ADVICE, REQ),
+		I(result, RESULT, REQ), I(errnum, ERRNUM, REQ) } },
+	[CMT_EV_OS_POSIX_MADVISE] = { "posix_madvise", false, 4, {
+		I(addr, ADDRESS, REQ), I(length, LENGTH, REQ), I(advice, ADVICE, REQ),
+		I(result, RESULT, REQ) } },
+	[CMT_EV_OS_MREMAP] = { "mremap", false, 7, {
+		I(old_addr, ADDRESS, REQ), I(old_length, LENGTH, REQ), I(new_length, NEW_LENGTH, REQ),
+		I(flags, FLAGS, REQ), I(new_addr, NEW_ADDR, OPT), I(result, RESULT, REQ),
+		I(errnum, ERRNUM, REQ) } },
+	[CMT_EV_OS_MAPS_BEGIN] = { "maps_begin", false, 1, {
+		I(page_size, PAGE_SIZE, OPT) } },
+	[CMT_EV_OS_MAPS_MAPPING] = { "maps_mapping", false, 9, {
+		I(start, BASE, REQ), I(end, END, REQ), I(prot, PROT, REQ), I(shared, SHARED, REQ),
+		I(offset, OFFSET, OPT), I(major, MAJOR, OPT), I(minor, MINOR, OPT),
+		I(inode, INODE, OPT), S(path, PATH, OPT) } },
+	[CMT_EV_OS_MAPS_END] = { "maps_end", false, 1, {
+		I(mappings, MAPPINGS, OPT) } },
 };
 
 enum cmt_ev_type cmt_event_type_from_name(const char *name)
 {
-	size_t plen = sizeof(CMT_PROVIDER_PREFIX) - 1;
-	int i;
+	size_t plen = sizeof(CMT_PROVIDER_PREFIX) - 1, oslen = sizeof(CMT_OS_PROVIDER_PREFIX) - 1;
+	int i, first = 0, last = CMT_EV_OS_FIRST;
 
-	if (!name || strncmp(name, CMT_PROVIDER_PREFIX, plen) != 0) {
+	if (!name) {
 		return CMT_EV_FOREIGN;
 	}
-	for (i = 0; i < CMT_EV_COUNT; i++) {
+	if (strncmp(name, CMT_OS_PROVIDER_PREFIX, oslen) == 0) {
+		plen = oslen;
+		first = CMT_EV_OS_FIRST;
+		last = CMT_EV_COUNT;
+	} else if (strncmp(name, CMT_PROVIDER_PREFIX, plen) != 0) {
+		return CMT_EV_FOREIGN;
+	}
+	for (i = first; i < last; i++) {
 		if (strcmp(name + plen, cmt_events[i].name) == 0) {
 			return (enum cmt_ev_type)i;
 		}

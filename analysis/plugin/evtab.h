@@ -37,7 +37,18 @@ enum cmt_ev_type {
 	CMT_EV_STATEDUMP_HEAP,
 	CMT_EV_STATEDUMP_BLOCK,
 	CMT_EV_STATEDUMP_END,
+	/* The interposer's events (provider clrmemtrace_os), from here to CMT_EV_COUNT. */
+	CMT_EV_OS_MMAP,
+	CMT_EV_OS_MUNMAP,
+	CMT_EV_OS_MPROTECT,
+	CMT_EV_OS_MADVISE,
+	CMT_EV_OS_POSIX_MADVISE,
+	CMT_EV_OS_MREMAP,
+	CMT_EV_OS_MAPS_BEGIN,
+	CMT_EV_OS_MAPS_MAPPING,
+	CMT_EV_OS_MAPS_END,
 	CMT_EV_COUNT,
+	CMT_EV_OS_FIRST = CMT_EV_OS_MMAP,
 	/* A clrmemtrace event this version does not know (names are append-only). */
 	CMT_EV_UNKNOWN = CMT_EV_COUNT,
 	/* An event of another provider. */
@@ -85,6 +96,20 @@ enum cmt_field {
 	CMT_F_HEAPS,
 	CMT_F_RESERVED_BYTES,
 	CMT_F_COMMITTED_BYTES,
+	/* Members of the clrmemtrace_os events that no clrmemtrace event has. */
+	CMT_F_PROT,
+	CMT_F_FD,
+	CMT_F_OFFSET,
+	CMT_F_ERRNUM,
+	CMT_F_NEW_LENGTH,
+	CMT_F_NEW_ADDR,
+	CMT_F_ADVICE,
+	CMT_F_END,
+	CMT_F_SHARED,
+	CMT_F_MAJOR,
+	CMT_F_MINOR,
+	CMT_F_INODE,
+	CMT_F_MAPPINGS,
 	CMT_F_COUNT,
 };
 
@@ -94,6 +119,7 @@ enum cmt_string {
 	CMT_S_VERSION,
 	CMT_S_FILE,
 	CMT_S_REASON,
+	CMT_S_PATH,
 	CMT_S_COUNT,
 };
 
@@ -112,24 +138,38 @@ struct cmt_member {
 #define CMT_MAX_MEMBERS 16
 
 struct cmt_event_desc {
-	const char *name; /* without the "clrmemtrace:" prefix */
+	const char *name; /* without the provider's prefix */
 	bool call;        /* an entry point's call: has hr and duration_ns */
 	uint8_t nmembers;
 	struct cmt_member members[CMT_MAX_MEMBERS];
 };
 
 #define CMT_PROVIDER_PREFIX "clrmemtrace:"
+#define CMT_OS_PROVIDER_PREFIX "clrmemtrace_os:"
 
 extern const struct cmt_event_desc cmt_events[CMT_EV_COUNT];
 
 /*
  * The type of the event named `name` (a full event class name such as
- * "clrmemtrace:virtual_alloc"): CMT_EV_FOREIGN for another provider,
- * CMT_EV_UNKNOWN for a clrmemtrace event this table lacks.
+ * "clrmemtrace:virtual_alloc" or "clrmemtrace_os:mmap"): CMT_EV_FOREIGN for
+ * another provider, CMT_EV_UNKNOWN for an event of either provider this
+ * table lacks.
  */
 enum cmt_ev_type cmt_event_type_from_name(const char *name);
 
-/* "virtual_alloc" for CMT_EV_VIRTUAL_ALLOC; "?" out of range. */
+/* Whether `type` is an event of the interposer (clrmemtrace_os). */
+static inline bool cmt_event_is_os(enum cmt_ev_type type)
+{
+	return type >= CMT_EV_OS_FIRST && type < CMT_EV_COUNT;
+}
+
+/* Whether `type` is one of the interposed calls (mmap ... mremap). */
+static inline bool cmt_event_is_os_call(enum cmt_ev_type type)
+{
+	return type >= CMT_EV_OS_MMAP && type <= CMT_EV_OS_MREMAP;
+}
+
+/* "virtual_alloc" for CMT_EV_VIRTUAL_ALLOC, "mmap" for CMT_EV_OS_MMAP; "?" out of range. */
 const char *cmt_event_name(enum cmt_ev_type type);
 
 /*

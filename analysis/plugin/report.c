@@ -4,6 +4,7 @@
  * timeline CSV, map JSON, series JSON and Perfetto's Chrome trace-event
  * JSON. Processes are written by vpid, managers by id, heaps by id.
  */
+#include "os.h"
 #include "state.h"
 
 #include <stdarg.h>
@@ -232,7 +233,7 @@ static void write_calls(struct cmt_out *o, const uint64_t *calls)
 	cmt_json_key(o, "calls");
 	cmt_json_begin_object(o);
 	for (i = 0; i < CMT_EV_COUNT; i++) {
-		if (cmt_events[i].call) {
+		if (cmt_events[i].call || cmt_event_is_os_call((enum cmt_ev_type)i)) {
 			key_u64(o, cmt_events[i].name, calls[i]);
 		}
 	}
@@ -354,10 +355,12 @@ static void write_reasons(struct cmt_engine *e, struct cmt_process **procs, size
 			struct cmt_manager *m = ms[j];
 
 			for (k = 0; k < CMT_R_COUNT; k++) {
+				const char *text = m->os ? cmt_os_reason_text(k) : NULL;
+
 				if (m->reasons & (1u << k)) {
 					reason(e, &count, "process %llu, manager %llu: %s",
 					       (unsigned long long)procs[i]->vpid,
-					       (unsigned long long)m->id, reason_texts[k]);
+					       (unsigned long long)m->id, text ? text : reason_texts[k]);
 				}
 			}
 			if (m->window_open && !m->reasons) {
@@ -527,7 +530,7 @@ static void write_failures(struct cmt_engine *e)
 		key_u64(o, "tid", f[i].tid);
 		key_u64(o, "manager_id", f[i].manager_id);
 		key_str(o, "event", cmt_event_name(f[i].type));
-		key_str(o, "hr", cmt_hr_name(f[i].hr, buf));
+		key_str(o, "hr", cmt_failure_result_name(&f[i], buf));
 		key_i64(o, "hr_value", f[i].hr);
 		key_u64(o, "addr", f[i].addr);
 		key_u64(o, "size", f[i].size);
@@ -1005,6 +1008,9 @@ void cmt_write_map(struct cmt_engine *e)
 							       buf));
 					key_protect(o, "protect", cmt_resv_protect(r, st));
 					key_protect(o, "allocation_protect", r->alloc_protect);
+					key_str(o, "mem_type",
+						cmt_mem_type_name(cmt_os_mem_type(r), buf));
+					key_str(o, "path", cmt_os_path(m, r));
 					cmt_json_end_object(o);
 				}
 			}
@@ -1151,7 +1157,7 @@ void cmt_write_series(struct cmt_engine *e)
 		cmt_json_begin_array(o);
 		cmt_json_i64(o, f->time_ns);
 		cmt_json_string(o, cmt_event_name(f->type));
-		cmt_json_string(o, cmt_hr_name(f->hr, buf));
+		cmt_json_string(o, cmt_failure_result_name(f, buf));
 		cmt_json_end_array(o);
 	}
 	cmt_json_end_array(o);

@@ -84,7 +84,7 @@ struct cmt_resv *cmt_resv_create(uint64_t base, uint64_t end, uint32_t alloc_pro
 	r->end = end;
 	r->alloc_protect = alloc_protect;
 	r->shift = shift;
-	r->unused = 0;
+	r->tag = 0;
 	r->nruns = 1;
 	r->runs[0].start = 0;
 	r->runs[0].begin_ns = now;
@@ -214,7 +214,7 @@ struct cmt_resv *cmt_resv_build(uint64_t base, uint64_t end, uint32_t alloc_prot
 	r->end = end;
 	r->alloc_protect = alloc_protect;
 	r->shift = shift;
-	r->unused = 0;
+	r->tag = 0;
 	r->nruns = 0;
 	npages = cmt_resv_npages(r);
 	for (i = 0; i < n; i++) {

@@ -36,7 +36,7 @@ struct cmt_resv {
 	uint32_t alloc_protect;
 	uint32_t nruns;
 	uint32_t shift; /* log2 of the page size */
-	uint32_t unused;
+	uint32_t tag;   /* the mmap view's memory type and path (os.c); 0 for a manager's */
 	struct cmt_run runs[];
 };
 

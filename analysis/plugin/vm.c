@@ -10,6 +10,7 @@
  * reservation holds, a reservation over another) proves the reconstruction
  * wrong: the manager's state becomes unknown until its next dump.
  */
+#include "os.h"
 #include "state.h"
 
 #include <stdlib.h>
@@ -195,6 +196,8 @@ static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager
 	cmt_add_reserved(e, m, r->end - r->base);
 	account_committed(e, m, r, 1);
 	cmt_map_remove(&m->released, r->base);
+	/* The manager's reservation: no longer the mmap view's pages. */
+	cmt_os_claim(e, m, r->base, r->end);
 	if (e->cfg.mode == CMT_MODE_PERFETTO) {
 		cmt_perfetto_begin(e, m, reg, e->now);
 	}

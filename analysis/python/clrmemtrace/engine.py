@@ -44,6 +44,9 @@ PLUGIN_PATH_ENV = "CLRMEMTRACE_PLUGIN_PATH"
 PLUGIN_NAME = "clrmemtrace"
 SINK_NAME = "analysis"
 PROVIDER = "clrmemtrace"
+# The interposer's provider (libclrmemtrace-preload.so): its events are analysed too.
+OS_PROVIDER = "clrmemtrace_os"
+PROVIDER_PREFIXES = (PROVIDER + ":", OS_PROVIDER + ":")
 
 TIMELINE_COLUMNS = (
     "time_ns",
@@ -265,10 +268,10 @@ def ctf_source_spec(bt2, path):
 def open_trace_check(path):
     """Check that ``path`` is a CTF trace holding clrmemtrace events.
 
-    Returns a ``TraceInfo``: the path, and the time of the trace's first clrmemtrace event
-    in ns since the clock's origin (what relative TIME arguments count from). Raises
-    ``UserError`` with status 3 when the input cannot be read as a trace, 4 when it holds no
-    clrmemtrace event.
+    Returns a ``TraceInfo``: the path, and the time of the trace's first event of the
+    ``clrmemtrace`` or ``clrmemtrace_os`` provider in ns since the clock's origin (what
+    relative TIME arguments count from). Raises ``UserError`` with status 3 when the input
+    cannot be read as a trace, 4 when it holds no event of either.
     """
     if not os.path.exists(path):
         raise UserError(f"{path}: no such file or directory", EXIT_CANNOT_ANALYSE)
@@ -285,7 +288,7 @@ def open_trace_check(path):
         for message in iterator:
             if type(message) is not bt2._EventMessageConst:
                 continue
-            if str(message.event.name).startswith(PROVIDER + ":"):
+            if str(message.event.name).startswith(PROVIDER_PREFIXES):
                 return TraceInfo(path, message.default_clock_snapshot.ns_from_origin)
     except bt2._Error as e:
         raise UserError(f"{path}: {bt2_error_message(e)}", EXIT_CANNOT_ANALYSE) from None

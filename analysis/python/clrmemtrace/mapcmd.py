@@ -2,7 +2,8 @@
 """``clrmemtrace map TRACE --at TIME [--json]``: the address-space map at a moment.
 
 Every manager's reservations as VirtualQuery would walk them (one row per run of pages
-with the same state and protection), and its heaps' live blocks.
+with the same state and protection), and its heaps' live blocks; for a process traced with
+the interposer, its mmap view's mappings too, with their memory type and file.
 """
 
 import sys
@@ -10,6 +11,9 @@ import sys
 from clrmemtrace import engine, tables
 from clrmemtrace.summary import add_trace_argument, print_json
 from clrmemtrace.timefmt import argparse_time, format_address, format_clock, format_offset
+
+# The manager id of a process's mmap view (analysis/README.md, "The mmap view").
+MMAP_VIEW_ID = 0
 
 
 def register(subparsers):
@@ -67,9 +71,15 @@ def format_map(document, first_ns):
                     "  state unknown at that time (events lost, or no state dump yet); "
                     "the regions below are the last known ones\n"
                 )
+            # The mmap view (manager 0) lists mappings, some of files.
+            mappings = manager["manager_id"] == MMAP_VIEW_ID
             if not manager["regions"]:
-                out.append("  no reservation\n")
+                out.append("  no mapping\n" if mappings else "  no reservation\n")
             else:
+                files = any(
+                    r.get("path") or r.get("mem_type", "MEM_PRIVATE") != "MEM_PRIVATE"
+                    for r in manager["regions"]
+                )
                 rows = [
                     [
                         format_address(r["base"]),
@@ -79,6 +89,7 @@ def format_map(document, first_ns):
                         r["protect"],
                         r["allocation_protect"],
                     ]
+                    + ([r.get("mem_type", ""), r.get("path", "")] if files else [])
                     for r in manager["regions"]
                 ]
                 out.append(
@@ -90,9 +101,10 @@ def format_map(document, first_ns):
                             "State",
                             "Protect",
                             "AllocationProtect",
-                        ],
+                        ]
+                        + (["Type", "File"] if files else []),
                         rows,
-                        align="<<><<<",
+                        align="<<><<<" + ("<<" if files else ""),
                         indent="  ",
                     )
                 )
@@ -100,8 +112,8 @@ def format_map(document, first_ns):
                 committed = sum(r["size"] for r in manager["regions"] if r["state"] == "MEM_COMMIT")
                 reservations = len({r["allocation_base"] for r in manager["regions"]})
                 out.append(
-                    f"  {reservations} reservations, {_size(reserved)} reserved, "
-                    f"{_size(committed)} committed\n"
+                    f"  {reservations} {'mappings' if mappings else 'reservations'}, "
+                    f"{_size(reserved)} reserved, {_size(committed)} committed\n"
                 )
             for heap in manager["heaps"]:
                 out.append(

@@ -16,6 +16,7 @@ import collections
 import math
 
 from clrmemtrace.cli import UserError
+from clrmemtrace.oracle_os import OS_CALLS, OS_EVENT_MEMBERS, OS_PROVIDER_PREFIX, MmapView
 
 PROVIDER_PREFIX = "clrmemtrace:"
 
@@ -71,7 +72,7 @@ CALL_EVENTS = (
     "malloc_create",
     "malloc_alloc",
     "malloc_free",
-)
+) + OS_CALLS
 
 # The members the analysis reads, per event (tracepoints/clrmemtrace_tp.h). An event lacking
 # one is ignored (and makes the trace incomplete); events of other names are only counted.
@@ -234,13 +235,21 @@ def set_pages(runs, start, end, state, protect):
     return tuple(merged)
 
 
-class Reservation(collections.namedtuple("Reservation", "base end aprot runs time_ns tid level")):
+class Reservation(
+    collections.namedtuple(
+        "Reservation",
+        "base end aprot runs time_ns tid level mem_type path cow ident",
+        defaults=(MEM_PRIVATE, "", False, 0),
+    )
+):
     """One reservation: [base, end), its allocation protection and its runs of pages.
 
     A run's protection is the page's own (``protect & 0x1ff``); what a query reports for
     a committed page adds the reservation's cache modifiers (``reported``). ``time_ns``,
     ``tid`` and ``level`` tell where it came from: the reserving call, or the state dump
-    that first showed it (level "").
+    that first showed it (level ""). A mapping of the mmap view (oracle_os.py) also has
+    its memory type, file, whether it is copy-on-write, and the ``ident`` of its life;
+    a manager's reservations keep the defaults.
     """
 
     __slots__ = ()
@@ -408,7 +417,7 @@ class Manager:
         self.history = collections.OrderedDict([(0, {})])
 
 
-class Reconstruction:
+class Reconstruction(MmapView):
     """Replays a trace's clrmemtrace events; ``stop_ns`` ends the replay early (map)."""
 
     def __init__(self, max_details=1000, stop_ns=None, series_points=None):
@@ -486,18 +495,28 @@ class Reconstruction:
 
     def on_event(self, event, time_ns):
         name = str(event.name)
-        if not name.startswith(PROVIDER_PREFIX):
+        if name.startswith(PROVIDER_PREFIX):
+            name = name[len(PROVIDER_PREFIX) :]
+            members = EVENT_MEMBERS.get(name)
+            os_event = False
+        elif name.startswith(OS_PROVIDER_PREFIX):
+            name = name[len(OS_PROVIDER_PREFIX) :]
+            members = OS_EVENT_MEMBERS.get(name)
+            os_event = True
+        else:
             return
-        name = name[len(PROVIDER_PREFIX) :]
         self.events += 1
         if time_ns is None:
             self.malformed += 1
             return
         fields = {key: _plain(field) for key, field in event.payload_field.items()}
-        members = EVENT_MEMBERS.get(name)
         if members is None:
             return
         if any(member not in fields for member in members):
+            self.malformed += 1
+            return
+        if not os_event and fields["manager_id"] == 0:
+            # Manager 0 is the mmap view's (oracle_os.py); the library never numbers one 0.
             self.malformed += 1
             return
         context = event.common_context_field
@@ -513,7 +532,10 @@ class Reconstruction:
             self.begin_ns = time_ns
         self.end_ns = time_ns
         self.now = time_ns
-        self.dispatch(name, fields, time_ns, vpid, tid)
+        if os_event:
+            self.on_os_event(name, fields, time_ns, vpid, tid)
+        else:
+            self.dispatch(name, fields, time_ns, vpid, tid)
         self.after_event(time_ns)
 
     def on_lost(self, time_ns):
@@ -737,6 +759,7 @@ class Reconstruction:
                     base, end, aprot, ((base, end) + page,), time_ns, tid, common["level"]
                 )
                 manager.released.discard(base)
+                self.os_claim(manager.vpid, base, end)
                 return state
 
             self.change(manager, f, time_ns, tid, apply)
@@ -1071,6 +1094,7 @@ class Reconstruction:
         seq = f["seq"]
         previous = manager.state
         state = {}
+        claims = []
         for base in sorted({region["allocation_base"] for region in dump.regions}):
             regions = [r for r in dump.regions if r["allocation_base"] == base]
             end = max(r["base"] + r["size"] for r in regions)
@@ -1087,12 +1111,15 @@ class Reconstruction:
                 origin = (before.time_ns, before.tid, before.level)
             else:
                 origin = (time_ns, dump.tid, "")
+                claims.append((base, end))
             state[base] = Reservation(base, end, aprot, runs, *origin)
         self.make_known(manager, time_ns)
         manager.seq = seq
         self.unverifiable += sum(1 for q in manager.pending if q["seq_after"] <= seq)
         manager.pending = [q for q in manager.pending if q["seq_after"] > seq]
         self.set_state(manager, state)
+        for base, end in claims:
+            self.os_claim(manager.vpid, base, end)
         manager.history = collections.OrderedDict([(seq, state)])
         self.dump_heaps(manager, dump)
 
@@ -1285,6 +1312,8 @@ class Reconstruction:
                                 "state": state_name(run[2]),
                                 "protect": protect_name(reservation.reported(run)),
                                 "allocation_protect": protect_name(reservation.aprot),
+                                "mem_type": mem_type_name(reservation.mem_type),
+                                "path": reservation.path,
                             }
                         )
                 heaps = [
@@ -1462,10 +1491,13 @@ class Series:
         self.totals = collections.defaultdict(Counter)  # name -> Counter
         self.by_protect = collections.defaultdict(Counter)
         self.per_process = collections.defaultdict(Counter)  # (vpid, name) -> Counter
-        self.open_spans = {}  # (vpid, manager_id, start, end, state, protect) -> begin
+        # (vpid, manager_id, start, end, state, protect, ident) -> begin
+        self.open_spans = {}
         self.spans = []
-        self.open_reservations = {}  # (vpid, manager_id, base) -> (size, aprot name, begin)
-        self.reservations = []  # (vpid, manager_id, base, size, aprot name, begin, end)
+        # (vpid, manager_id, base, ident) -> (size, aprot name, begin)
+        self.open_reservations = {}
+        # (vpid, manager_id, base, ident, size, aprot name, begin, end)
+        self.reservations = []
 
     def sample(self, reconstruction, time_ns):
         totals = reconstruction.totals
@@ -1487,22 +1519,26 @@ class Series:
     def spans_update(self, manager, old, new, time_ns):
         def runs(state):
             return {
-                (manager.vpid, manager.manager_id, run[0], run[1], run[2], r.reported(run))
+                (manager.vpid, manager.manager_id, run[0], run[1], run[2], r.reported(run),
+                 r.ident)
                 for r in state.values()
                 for run in r.runs
-            }
+            }  # fmt: skip
+
+        def lives(state):
+            return {(base, r.ident) for base, r in state.items()}
 
         before, after = runs(old), runs(new)
         for key in sorted(before - after):
             self.spans.append((key, self.open_spans.pop(key), time_ns))
         for key in sorted(after - before):
             self.open_spans[key] = time_ns
-        for base in sorted(set(old) - set(new)):
-            key = (manager.vpid, manager.manager_id, base)
+        for base, ident in sorted(lives(old) - lives(new)):
+            key = (manager.vpid, manager.manager_id, base, ident)
             self.reservations.append(key + self.open_reservations.pop(key) + (time_ns,))
-        for base in sorted(set(new) - set(old)):
+        for base, ident in sorted(lives(new) - lives(old)):
             reservation = new[base]
-            self.open_reservations[(manager.vpid, manager.manager_id, base)] = (
+            self.open_reservations[(manager.vpid, manager.manager_id, base, ident)] = (
                 reservation.end - base,
                 protect_name(reservation.aprot),
                 time_ns,
@@ -1573,7 +1609,7 @@ class Series:
                      "args": {"value": sample[1]}}  # fmt: skip
                 )
         slices = []
-        for vpid, manager_id, base, size, aprot, b, e in self.reservations:
+        for vpid, manager_id, base, _, size, aprot, b, e in self.reservations:
             common = {"cat": "reservation", "name": "reservation", "id": f"0x{base:x}",
                       "pid": vpid, "tid": vpid}  # fmt: skip
             args = {"manager_id": manager_id, "size": size, "allocation_protect": aprot}
