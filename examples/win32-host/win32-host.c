@@ -96,7 +96,8 @@ struct host_control {
 
 static struct host_control *impl_from_IHostControl(IHostControl *iface)
 {
-	return (struct host_control *)((char *)iface - offsetof(struct host_control, IHostControl_iface));
+	return (struct host_control *)((char *)iface -
+				       offsetof(struct host_control, IHostControl_iface));
 }
 
 static HRESULT STDMETHODCALLTYPE host_control_QueryInterface(IHostControl *iface, REFIID riid,

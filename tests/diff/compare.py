@@ -26,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 
 HR_INVALID_ADDRESS = "HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS)"
@@ -192,13 +193,18 @@ def wine_rules(native, wine, count):
 
 
 def run(cmd):
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(
-            "%s exited %d: %s"
-            % (" ".join(cmd), res.returncode, res.stderr.decode(errors="replace"))
-        )
-    return res.stdout.decode()
+    """The command's standard output. Through a file, not a pipe: services Wine starts on the
+    way inherit the descriptor and would keep a pipe open after the program ends."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        res = subprocess.run(cmd, stdout=out, stderr=err, check=False)
+        out.seek(0)
+        err.seek(0)
+        if res.returncode != 0:
+            raise RuntimeError(
+                "%s exited %d: %s"
+                % (" ".join(cmd), res.returncode, err.read().decode(errors="replace"))
+            )
+        return out.read().decode()
 
 
 def compare(native_text, wine_text, count):

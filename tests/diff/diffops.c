@@ -237,10 +237,18 @@ static void some_range(int s, size_t *off, size_t *len)
 static void op_reserve(void)
 {
 	static const DWORD types[] = {
-		MEM_RESERVE, MEM_RESERVE, MEM_RESERVE | MEM_COMMIT, MEM_COMMIT, MEM_RESERVE | MEM_TOP_DOWN,
+		MEM_RESERVE,
+		MEM_RESERVE,
+		MEM_RESERVE | MEM_COMMIT,
+		MEM_COMMIT,
+		MEM_RESERVE | MEM_TOP_DOWN,
 		/* Invalid. */
-		0, MEM_RESERVE | MEM_LARGE_PAGES, MEM_RESERVE | MEM_DECOMMIT, MEM_COMMIT | MEM_RELEASE,
-		MEM_RESERVE | 0x40000000u, MEM_RESERVE | MEM_PHYSICAL,
+		0,
+		MEM_RESERVE | MEM_LARGE_PAGES,
+		MEM_RESERVE | MEM_DECOMMIT,
+		MEM_COMMIT | MEM_RELEASE,
+		MEM_RESERVE | 0x40000000u,
+		MEM_RESERVE | MEM_PHYSICAL,
 	};
 	int s = empty_slot();
 	DWORD type = types[pick(sizeof(types) / sizeof(types[0]))];
@@ -433,8 +441,8 @@ static void op_release(void)
 			void *p = NULL;
 
 			/* At a page above the old base it still starts there (64 KiB rounding). */
-			hr = IHostMemoryManager_VirtualAlloc(mm, where, again, MEM_RESERVE, PAGE_NOACCESS,
-							     eTaskCritical, &p);
+			hr = IHostMemoryManager_VirtualAlloc(mm, where, again, MEM_RESERVE,
+							     PAGE_NOACCESS, eTaskCritical, &p);
 			if (hr == S_OK) {
 				slots[s].base = p;
 				slots[s].size = (size_t)(where - (char *)p) + again;
@@ -523,13 +531,13 @@ static void op_invalid(void)
 
 	switch (pick(7)) {
 	case 0:
-		hr = IHostMemoryManager_VirtualAlloc(mm, (void *)a, PAGE, MEM_RESERVE, PAGE_READWRITE,
-						     eTaskCritical, &p);
+		hr = IHostMemoryManager_VirtualAlloc(mm, (void *)a, PAGE, MEM_RESERVE,
+						     PAGE_READWRITE, eTaskCritical, &p);
 		line("invalid reserve at=%#" PRIxPTR " hr=%s", a, clrmemtrace_hresult_name(hr));
 		break;
 	case 1:
-		hr = IHostMemoryManager_VirtualAlloc(mm, (void *)a, PAGE, MEM_COMMIT, PAGE_READWRITE,
-						     eTaskCritical, &p);
+		hr = IHostMemoryManager_VirtualAlloc(mm, (void *)a, PAGE, MEM_COMMIT,
+						     PAGE_READWRITE, eTaskCritical, &p);
 		line("invalid commit at=%#" PRIxPTR " hr=%s", a, clrmemtrace_hresult_name(hr));
 		break;
 	case 2:
@@ -544,13 +552,16 @@ static void op_invalid(void)
 		hr = IHostMemoryManager_VirtualQuery(mm, (void *)a, &m, sizeof(m), &got);
 		if (a < GRANULE) {
 			line("invalid query at=%#" PRIxPTR " hr=%s state=%#lx", a,
-			     clrmemtrace_hresult_name(hr), hr == S_OK ? (unsigned long)m.State : 0ul);
+			     clrmemtrace_hresult_name(hr),
+			     hr == S_OK ? (unsigned long)m.State : 0ul);
 		} else {
-			line("invalid query at=%#" PRIxPTR " hr=%s", a, clrmemtrace_hresult_name(hr));
+			line("invalid query at=%#" PRIxPTR " hr=%s", a,
+			     clrmemtrace_hresult_name(hr));
 		}
 		break;
 	case 5:
-		hr = IHostMemoryManager_VirtualFree(mm, NULL, 0, pick(2) ? MEM_RELEASE : MEM_DECOMMIT);
+		hr = IHostMemoryManager_VirtualFree(mm, NULL, 0,
+						    pick(2) ? MEM_RELEASE : MEM_DECOMMIT);
 		line("invalid free_null hr=%s", clrmemtrace_hresult_name(hr));
 		break;
 	default:

@@ -63,16 +63,16 @@ bool maps_agree(IHostMemoryManager *mm, void *base, size_t size, char *why, size
 			return false;
 		}
 		if (VirtualQuery((void *)a, &os, sizeof(os)) != sizeof(os)) {
-			snprintf(why, why_len, "the OS's VirtualQuery(%#" PRIxPTR ") failed: %lu", a,
-				 GetLastError());
+			snprintf(why, why_len, "the OS's VirtualQuery(%#" PRIxPTR ") failed: %lu",
+				 a, GetLastError());
 			return false;
 		}
 		if (m.BaseAddress != os.BaseAddress || m.AllocationBase != os.AllocationBase ||
 		    m.AllocationProtect != os.AllocationProtect || m.RegionSize != os.RegionSize ||
 		    m.State != os.State || m.Protect != os.Protect || m.Type != os.Type) {
 			snprintf(why, why_len,
-				 "%#" PRIxPTR ": the manager says %#lx+%#zx state %#lx protect %#lx, "
-				 "the OS %#lx+%#zx state %#lx protect %#lx",
+				 "%#" PRIxPTR ": the manager says %#lx+%#zx state %#lx "
+				 "protect %#lx, the OS %#lx+%#zx state %#lx protect %#lx",
 				 a, (unsigned long)(uintptr_t)m.BaseAddress, (size_t)m.RegionSize,
 				 m.State, m.Protect, (unsigned long)(uintptr_t)os.BaseAddress,
 				 (size_t)os.RegionSize, os.State, os.Protect);

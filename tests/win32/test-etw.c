@@ -49,8 +49,9 @@ static void test_etw_every_event_writes(void **state)
 
 	(void)state;
 	for (i = 0; i < CLRMEMTRACE_ETW_COUNT; i++) {
-		assert_int_equal(EventWrite(clrmemtrace__etw_handle, &clrmemtrace__etw_desc[i], 0, NULL),
-				 ERROR_SUCCESS);
+		const EVENT_DESCRIPTOR *d = &clrmemtrace__etw_desc[i];
+
+		assert_int_equal(EventWrite(clrmemtrace__etw_handle, d, 0, NULL), ERROR_SUCCESS);
 		assert_int_equal(clrmemtrace__etw_desc[i].Id, i + 1);
 		assert_int_equal(clrmemtrace__etw_desc[i].Level, 4);
 		assert_true(clrmemtrace__etw_desc[i].Keyword != 0);
