@@ -84,7 +84,7 @@ static void print_reservation(IHostMemoryManager *mm, const char *label, void *b
 
 int main(void)
 {
-	clrmemtrace_options opts = { sizeof(opts), 0, "addrspace-map" };
+	clrmemtrace_options opts = { .size = sizeof(opts), .name = "addrspace-map" };
 	IHostMemoryManager *mm;
 	IHostMalloc *heap;
 	void *segment, *loader, *piece, *blocks[1000];

@@ -936,7 +936,7 @@ static void add_counts(struct counts *to, const struct counts *from)
 
 int main(int argc, char **argv)
 {
-	clrmemtrace_options mo = { sizeof(mo), 0, "clrhost-sim" };
+	clrmemtrace_options mo = { .size = sizeof(mo), .name = "clrhost-sim" };
 	pthread_mutexattr_t lock_attr;
 	pthread_t th[MAX_THREADS];
 	struct worker_args args[MAX_THREADS];

@@ -68,7 +68,7 @@ static const ICLRMemoryNotificationCallbackVtbl cb_vtbl = {
 
 int main(void)
 {
-	clrmemtrace_options opts = { sizeof(opts), 0, "consumer" };
+	clrmemtrace_options opts = { .size = sizeof(opts), .name = "consumer" };
 	struct callback cb = { { &cb_vtbl }, 1 };
 	IHostMemoryManager *mm = NULL, *again = NULL;
 	IHostMalloc *heap = NULL;
