@@ -1560,7 +1560,9 @@ static void on_maps_end(struct cmt_engine *e, struct cmt_manager *m, const struc
 		return;
 	}
 	mark_images(e, os);
-	qsort(os->dump, os->ndump, sizeof(*os->dump), dentry_by_start);
+	if (os->ndump > 1) {
+		qsort(os->dump, os->ndump, sizeof(*os->dump), dentry_by_start);
+	}
 	os->nbuilt = 0;
 	for (i = 0; i < os->ndump && !e->failed; i++) {
 		const struct os_dentry *d = &os->dump[i];
