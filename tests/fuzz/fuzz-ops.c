@@ -667,12 +667,14 @@ struct kvma {
 
 static struct kvma kv[16384];
 static int nkv;
-static char maps_text[4 << 20];
+/* Two copies of /proc/self/maps: the last one parsed, and one read just before it. */
+static char maps_text[2][4 << 20];
 
-static void kernel_maps_read(void)
+/* Reads /proc/self/maps into maps_text[which]. */
+static void kernel_maps_snapshot(int which)
 {
+	char *text = maps_text[which];
 	size_t len = 0;
-	char *line;
 	int fd;
 
 	do {
@@ -682,7 +684,7 @@ static void kernel_maps_read(void)
 		fail("cannot open /proc/self/maps: %s", strerror(errno));
 	}
 	for (;;) {
-		ssize_t n = read(fd, maps_text + len, sizeof(maps_text) - 1 - len);
+		ssize_t n = read(fd, text + len, sizeof(maps_text[0]) - 1 - len);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -691,14 +693,22 @@ static void kernel_maps_read(void)
 			break;
 		}
 		len += (size_t)n;
-		if (len == sizeof(maps_text) - 1) {
+		if (len == sizeof(maps_text[0]) - 1) {
 			fail("/proc/self/maps is too large");
 		}
 	}
 	close(fd);
-	maps_text[len] = '\0';
+	text[len] = '\0';
+}
+
+/* Reads /proc/self/maps into maps_text[0] and parses it into kv. */
+static void kernel_maps_read(void)
+{
+	char *line;
+
+	kernel_maps_snapshot(0);
 	nkv = 0;
-	for (line = maps_text; *line && nkv < (int)(sizeof(kv) / sizeof(kv[0]));) {
+	for (line = maps_text[0]; *line && nkv < (int)(sizeof(kv) / sizeof(kv[0]));) {
 		char *end, *nl = strchr(line, '\n');
 		struct kvma *v = &kv[nkv];
 
@@ -958,7 +968,7 @@ static const char *perms_of_protect(DWORD protect)
 }
 
 /*
- * Whether the kernel, now, agrees with a foreign answer: a free region is
+ * Whether the kernel's map (kv) agrees with a foreign answer: a free region is
  * unmapped and ends where a mapping starts (or at the limit); any other
  * region is mapped throughout with the access its protection names.
  */
@@ -969,7 +979,6 @@ static bool foreign_matches_kernel(const MEMORY_BASIC_INFORMATION *q)
 	bool next_mapped = e >= user_limit;
 	int i;
 
-	kernel_maps_read();
 	for (i = 0; i < nkv; i++) {
 		if (q->State == MEM_FREE) {
 			if (kv[i].start < e && kv[i].end > b) {
@@ -989,31 +998,59 @@ static bool foreign_matches_kernel(const MEMORY_BASIC_INFORMATION *q)
 	return q->State == MEM_FREE ? next_mapped : x >= e;
 }
 
+/* Prints the kernel's mappings that meet [lo, hi) (parsed last), for a failure's report. */
+static void dump_kernel_maps(uintptr_t lo, uintptr_t hi)
+{
+	int i;
+
+	fprintf(stderr, "fuzz-ops: /proc/self/maps around [%#" PRIxPTR ", %#" PRIxPTR "):\n", lo,
+		hi);
+	for (i = 0; i < nkv; i++) {
+		if (kv[i].start < hi && kv[i].end > lo) {
+			fprintf(stderr, "  %" PRIxPTR "-%" PRIxPTR " %s\n", kv[i].start, kv[i].end,
+				kv[i].perms);
+		}
+	}
+}
+
 /*
  * Memory the manager does not own: consistent fields, and the kernel's
- * agreement. Other threads (liburcu's, unmapping a heap's spans) may change
- * the map between the answer and the check, so a disagreement is asked
- * again once.
+ * agreement. Other threads (liburcu's, unmapping the spans of heaps that are
+ * gone) change the map at any time, so the kernel is asked for an answer
+ * the map held still around: read, query again, read again, until both
+ * reads are the same. A map that never holds still is not held against the
+ * library.
  */
 static void check_foreign(IHostMemoryManager *mgr, const struct model *m, uintptr_t addr,
 			  const MEMORY_BASIC_INFORMATION *q)
 {
 	MEMORY_BASIC_INFORMATION again;
 	SIZE_T res = 0;
+	int attempt;
 
 	check_foreign_fields(m, addr, q);
-	if (foreign_matches_kernel(q)) {
+	for (attempt = 0; attempt < 10; attempt++) {
+		kernel_maps_snapshot(1);
+		expect_hr(IHostMemoryManager_VirtualQuery(mgr, (void *)addr, &again, sizeof(again),
+							  &res),
+			  S_OK, "VirtualQuery, asked again");
+		kernel_maps_read();
+		if (strcmp(maps_text[0], maps_text[1]) != 0) {
+			continue;
+		}
+		check_foreign_fields(m, addr, &again);
+		if (!foreign_matches_kernel(&again)) {
+			dump_kernel_maps((uintptr_t)again.BaseAddress - GRANULE,
+					 (uintptr_t)again.BaseAddress + again.RegionSize + GRANULE);
+			fail("VirtualQuery(%#" PRIxPTR ") of foreign memory = {base %p, allocation %p, "
+			     "size %#zx, state %#x, prot %#x, type %#x}, which /proc/self/maps "
+			     "contradicts",
+			     addr, again.BaseAddress, again.AllocationBase, (size_t)again.RegionSize,
+			     (unsigned)again.State, (unsigned)again.Protect, (unsigned)again.Type);
+		}
 		return;
 	}
-	expect_hr(IHostMemoryManager_VirtualQuery(mgr, (void *)addr, &again, sizeof(again), &res),
-		  S_OK, "VirtualQuery, asked again");
-	check_foreign_fields(m, addr, &again);
-	if (!foreign_matches_kernel(&again)) {
-		fail("VirtualQuery(%#" PRIxPTR ") of foreign memory = {base %p, allocation %p, "
-		     "size %#zx, state %#x, prot %#x, type %#x}, which /proc/self/maps contradicts",
-		     addr, again.BaseAddress, again.AllocationBase, (size_t)again.RegionSize,
-		     (unsigned)again.State, (unsigned)again.Protect, (unsigned)again.Type);
-	}
+	log_add(" (the map did not hold still: not compared with the kernel)");
 }
 
 /* One ordinary query of addr (below the user limit), checked; returns the answer. */
@@ -1216,6 +1253,7 @@ static void op_alloc(struct input *in)
 	bool out_null = u8(in) == 0xff, overlap = false;
 	bool full = model_live_reservations(&M) == MODEL_MAX_RES;
 	void *result = SENTINEL;
+	int attempt;
 	uintptr_t r;
 	struct pred p;
 	HRESULT hr;
@@ -1247,31 +1285,34 @@ static void op_alloc(struct input *in)
 		expect_hr(hr, p.hr, p.why);
 		return;
 	case P_RESERVE_AT:
-		if (hr == HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS)) {
+		/*
+		 * 487 is right when something the manager does not own is mapped in
+		 * the range. Another thread (liburcu's, unmapping the spans of heaps
+		 * that are gone) may have taken it away since: then the call is made
+		 * again, a few times at most.
+		 */
+		for (attempt = 0; hr == HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS) && attempt < 10;
+		     attempt++) {
 			if (overlap || kernel_overlaps(p.base, p.base + p.len)) {
 				return; /* something the manager does not own is mapped there */
 			}
-			/*
-			 * Nothing is there now, but something may have been a moment ago
-			 * (a heap span is unmapped after a grace period, on another
-			 * thread): once more.
-			 */
 			result = SENTINEL;
 			hr = IHostMemoryManager_VirtualAlloc(mm, (void *)addr, size, type, protect,
 							     (EMemoryCriticalLevel)level, &result);
 			r = (uintptr_t)result;
 			log_add("    again, as nothing is mapped there now -> %s, %p\n", hr_name(hr),
 				result);
-			if (hr == HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS) &&
-			    kernel_overlaps(p.base, p.base + p.len)) {
-				return;
-			}
 		}
-		expect_hr(hr, S_OK, overlap ? "the range is free of the manager's reservations "
-						"but not of other mappings: 487"
-					      : p.why);
+		expect_hr(hr, S_OK, p.why);
 		if (r != p.base) {
 			fail("VirtualAlloc reserved at %p, expected %#" PRIxPTR, result, p.base);
+		}
+		if (p.len > MAX_RESERVE || full) {
+			/* What was in the way went away just before the call: not kept. */
+			log_add("    released at once: the model keeps no such reservation\n");
+			expect_hr(IHostMemoryManager_VirtualFree(mm, result, 0, MEM_RELEASE), S_OK,
+				  "releasing a reservation the model cannot keep");
+			return;
 		}
 		adopt_reservation(&p, r);
 		return;
