@@ -413,7 +413,6 @@ int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t typ
 	uintptr_t addr = (uintptr_t)address, base = page_down(addr), end, rbase, rend;
 	struct resv *r = addr ? resv_find(vm, base) : NULL;
 	uint64_t before, after, all;
-	MEMORY_BASIC_INFORMATION m;
 
 	if (!r) {
 		if (addr && !os_free_at(base)) {
@@ -443,8 +442,11 @@ int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t typ
 	if (!VirtualFree(address, size, type)) {
 		return clrmemtrace__last_error();
 	}
-	if (!os_query(rbase, &m) || m.State == MEM_FREE || (uintptr_t)m.AllocationBase != rbase) {
-		/* Released: whatever was still committed went with it. */
+	if (type & MEM_RELEASE) {
+		/*
+		 * Released (a successful MEM_RELEASE frees the whole allocation;
+		 * another thread may already have something new there).
+		 */
 		vm->stats.committed_bytes -= all;
 		uncharge(vm, all, rend - rbase);
 		resv_remove(vm, r);
