@@ -89,6 +89,17 @@ struct cmt_os {
 	struct cmt_resv **built;
 	size_t nbuilt;
 	size_t cap_built;
+	/*
+	 * The rwx_commit of the last mmap, if it was one: the library reserves and
+	 * commits PAGE_EXECUTE_READWRITE memory with such an mmap, and its manager
+	 * reports the reservation itself. Kept until the next mmap.
+	 */
+	bool rwx_pending;
+	uint64_t rwx_lo;
+	uint64_t rwx_hi;
+	uint64_t rwx_tid;
+	int64_t rwx_time;
+	size_t rwx_index; /* in e->anomalies, or SIZE_MAX when the list was full */
 };
 
 /* ---------- Names ---------- */
@@ -914,11 +925,34 @@ static size_t unheld(struct cmt_engine *e, struct cmt_manager *v, uint64_t lo, u
 	return os->nfree;
 }
 
-void cmt_os_claim(struct cmt_engine *e, struct cmt_manager *m, uint64_t base, uint64_t end)
+/* The view's rwx_commit of the library's own mmap is its manager's to report. */
+static void drop_rwx(struct cmt_engine *e, struct cmt_os *os)
+{
+	struct cmt_anomaly *a = e->anomalies.v;
+	size_t i = os->rwx_index;
+
+	os->rwx_pending = false;
+	e->anomaly_counts[CMT_A_RWX_COMMIT]--;
+	if (i < e->anomalies.n && a[i].kind == CMT_A_RWX_COMMIT && a[i].manager_id == 0 &&
+	    a[i].addr == os->rwx_lo && a[i].time_ns == os->rwx_time) {
+		memmove(&a[i], &a[i + 1], (e->anomalies.n - i - 1) * sizeof(*a));
+		e->anomalies.n--;
+	}
+}
+
+void cmt_os_claim(struct cmt_engine *e, struct cmt_manager *m, uint64_t base, uint64_t end,
+		  uint64_t tid)
 {
 	struct cmt_manager *v = m->proc->os, *span_m = e->span_m;
 
-	if (!v || v == m || v->tree.count == 0) {
+	if (!v || v == m) {
+		return;
+	}
+	if (v->os->rwx_pending && v->os->rwx_tid == tid && base < v->os->rwx_hi &&
+	    v->os->rwx_lo < end) {
+		drop_rwx(e, v->os);
+	}
+	if (v->tree.count == 0) {
 		return;
 	}
 	os_cut(e, v, base, end);
@@ -1013,6 +1047,7 @@ static void on_mmap(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 	char name[CMT_NAME_MAX];
 	size_t n, k;
 
+	m->os->rwx_pending = false;
 	os_call(e, m, ev, result == OS_MAP_FAILED, (int32_t)ev->f[CMT_F_ERRNUM],
 		ev->f[CMT_F_ADDRESS], length);
 	if (result == OS_MAP_FAILED) {
@@ -1058,8 +1093,16 @@ static void on_mmap(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		os_insert(e, m, nr, e->now, ev->tid);
 	}
 	if ((prot & OS_PROT_WRITE) && (prot & OS_PROT_EXEC)) {
+		size_t before = e->anomalies.n;
+
 		cmt_anomaly(e, CMT_A_RWX_COMMIT, m, ev, lo, hi - lo, "mmap of %llu bytes with %s",
 			    (unsigned long long)(hi - lo), cmt_protect_name(aprot, name));
+		m->os->rwx_pending = true;
+		m->os->rwx_lo = lo;
+		m->os->rwx_hi = hi;
+		m->os->rwx_tid = ev->tid;
+		m->os->rwx_time = e->now;
+		m->os->rwx_index = e->anomalies.n > before ? before : SIZE_MAX;
 	}
 	m->seq++;
 	if (timeline(e)) {

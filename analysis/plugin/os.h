@@ -29,10 +29,12 @@ struct cmt_manager *cmt_os_manager(struct cmt_engine *e, struct cmt_process *p,
 void cmt_os_event(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 
 /*
- * Manager m (not the view) took [base, end) as a reservation: the view of
- * its process gives those pages up.
+ * Manager m (not the view) took [base, end) as a reservation, for thread
+ * tid: the view of its process gives those pages up (and the rwx_commit of
+ * the mmap that made them, which the manager reports).
  */
-void cmt_os_claim(struct cmt_engine *e, struct cmt_manager *m, uint64_t base, uint64_t end);
+void cmt_os_claim(struct cmt_engine *e, struct cmt_manager *m, uint64_t base, uint64_t end,
+		  uint64_t tid);
 
 /* Frees the view's own state (m->os). */
 void cmt_os_fini(struct cmt_manager *m);

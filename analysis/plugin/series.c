@@ -336,7 +336,9 @@ static void perfetto_slice(struct cmt_engine *e, struct cmt_manager *m,
 	cmt_out_puts(o, e->perfetto_any ? ",\n{\"ph\":\"" : "\n{\"ph\":\"");
 	e->perfetto_any = true;
 	cmt_out_puts(o, begin ? "b" : "e");
-	cmt_out_puts(o, "\",\"cat\":\"reservation\",\"name\":\"reservation\",\"id\":\"");
+	/* The mmap view's mappings are slices of their own: a manager may reserve the same base. */
+	cmt_out_puts(o, m->os ? "\",\"cat\":\"mapping\",\"name\":\"mapping\",\"id\":\""
+			      : "\",\"cat\":\"reservation\",\"name\":\"reservation\",\"id\":\"");
 	cmt_out_hex(o, r->cur->base);
 	cmt_out_puts(o, "\",\"pid\":");
 	cmt_out_u64(o, m->proc->vpid);

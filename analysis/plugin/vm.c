@@ -197,7 +197,7 @@ static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager
 	account_committed(e, m, r, 1);
 	cmt_map_remove(&m->released, r->base);
 	/* The manager's reservation: no longer the mmap view's pages. */
-	cmt_os_claim(e, m, r->base, r->end);
+	cmt_os_claim(e, m, r->base, r->end, tid);
 	if (e->cfg.mode == CMT_MODE_PERFETTO) {
 		cmt_perfetto_begin(e, m, reg, e->now);
 	}

@@ -433,10 +433,11 @@ def perfetto_events(trace, engine_name, tmp_path, *options):
 
 
 def assert_paired_slices(events):
-    """Every "b" has one "e" of the same process and id, not earlier; and no stray "e"."""
+    """Every "b" has one "e" of the same process, category and id, not earlier; and no stray
+    "e"."""
     open_slices = {}
     for event in sorted(events, key=lambda e: (e["ts"], e["ph"] != "b")):
-        key = (event.get("pid"), event.get("id"))
+        key = (event.get("pid"), event.get("cat"), event.get("id"))
         if event["ph"] == "b":
             assert key not in open_slices
             open_slices[key] = event["ts"]

@@ -759,7 +759,7 @@ class Reconstruction(MmapView):
                     base, end, aprot, ((base, end) + page,), time_ns, tid, common["level"]
                 )
                 manager.released.discard(base)
-                self.os_claim(manager.vpid, base, end)
+                self.os_claim(manager.vpid, base, end, tid)
                 return state
 
             self.change(manager, f, time_ns, tid, apply)
@@ -1119,7 +1119,7 @@ class Reconstruction(MmapView):
         manager.pending = [q for q in manager.pending if q["seq_after"] > seq]
         self.set_state(manager, state)
         for base, end in claims:
-            self.os_claim(manager.vpid, base, end)
+            self.os_claim(manager.vpid, base, end, dump.tid)
         manager.history = collections.OrderedDict([(seq, state)])
         self.dump_heaps(manager, dump)
 
@@ -1610,8 +1610,10 @@ class Series:
                 )
         slices = []
         for vpid, manager_id, base, _, size, aprot, b, e in self.reservations:
-            common = {"cat": "reservation", "name": "reservation", "id": f"0x{base:x}",
-                      "pid": vpid, "tid": vpid}  # fmt: skip
+            # The mmap view's mappings (manager 0) are slices of their own kind.
+            kind = "mapping" if manager_id == 0 else "reservation"
+            common = {"cat": kind, "name": kind, "id": f"0x{base:x}", "pid": vpid,
+                      "tid": vpid}  # fmt: skip
             args = {"manager_id": manager_id, "size": size, "allocation_protect": aprot}
             slices.append((b, 0, dict(common, ph="b", ts=ts(b), args=args)))
             slices.append((e, 1, dict(common, ph="e", ts=ts(e))))

@@ -144,6 +144,8 @@ class MmapView:
             view = Manager(vpid, VIEW_ID)
             view.name = VIEW_NAME
             view.seq = 0
+            # The rwx_commit of the last mmap, if it was one (see os_claim).
+            view.rwx_pending = None
             self.managers[key] = view
             if event != "maps_begin":
                 view.windows.append([time_ns, None])
@@ -213,10 +215,24 @@ class MmapView:
         return Reservation(lo, hi, aprot, runs, time_ns, tid, "", mem_type, path, cow,
                            self.new_ident())  # fmt: skip
 
-    def os_claim(self, vpid, base, end):
-        """A manager of ``vpid`` reserved [base, end): the view gives those pages up."""
+    def os_claim(self, vpid, base, end, tid):
+        """A manager of ``vpid`` reserved [base, end) for thread ``tid``: the view gives
+        those pages up, and the rwx_commit of the mmap that made them if it was the view's
+        last mmap (the library reserves and commits PAGE_EXECUTE_READWRITE memory with one
+        mmap, and its manager reports that reservation)."""
         view = self.managers.get((vpid, VIEW_ID))
-        if view is not None and view.state:
+        if view is None:
+            return
+        pending = view.rwx_pending
+        if pending is not None and pending[2] == tid and base < pending[1] and pending[0] < end:
+            view.rwx_pending = None
+            self.anomaly_counts["rwx_commit"] -= 1
+            record = pending[3]
+            for i, listed in enumerate(self.anomalies):
+                if listed is record:
+                    del self.anomalies[i]
+                    break
+        if view.state:
             self.cut(view, base, end)
 
     # ------------------------------------------------------------ events
@@ -273,6 +289,7 @@ class MmapView:
 
         result, length = f["result"], f["length"]
         failed = result == MAP_FAILED
+        view.rwx_pending = None
         self.os_call(view, "mmap", f, time_ns, tid, failed, _signed32(f["errnum"]), f["addr"],
                      length)  # fmt: skip
         if failed:
@@ -304,8 +321,11 @@ class MmapView:
             self.insert(view, self.mapping(view, a, b, aprot, ((a, b, state, protect),),
                                            time_ns, tid, mem_type, path, cow))  # fmt: skip
         if prot & PROT_WRITE and prot & PROT_EXEC:
+            listed = len(self.anomalies)
             self.anomaly("rwx_commit", view, time_ns, tid, lo, hi - lo,
                          f"mmap of {hi - lo} bytes with {protect_name(aprot)}")  # fmt: skip
+            record = self.anomalies[-1] if len(self.anomalies) > listed else None
+            view.rwx_pending = (lo, hi, tid, record)
         view.seq += 1
         self.os_row(view, time_ns, tid, "reserve_commit" if prot else "reserve", lo, lo,
                     hi - lo, aprot)  # fmt: skip
