@@ -29,6 +29,9 @@ MAP_AT = {
     "check-altered": "300us",
     "seq-gap": "300us",  # after the gap: last known state
     "seq-regression": "300us",
+    "preload-calls": "500us",  # the interposer: reserved, committed, file and shared mappings
+    "preload-mixed": "550us",  # the library's reservations and its process's other mappings
+    "preload-late": "350us",  # no /proc/self/maps dump: only what the calls made is known
 }
 TRACES = list(MAP_AT)
 
