@@ -1139,6 +1139,39 @@ static void on_munmap(struct cmt_engine *e, struct cmt_manager *m, const struct 
 	}
 }
 
+/*
+ * Pages of [lo, hi) the view lacks, that a successful mprotect proves
+ * mapped: glibc maps thread stacks and malloc's arenas out of the
+ * interposer's sight. Each gap becomes a private mapping of its own.
+ */
+static void os_unseen(struct cmt_engine *e, struct cmt_manager *m, uint64_t lo, uint64_t hi,
+		      uint32_t prot, uint64_t tid)
+{
+	struct cmt_tnode *n = first_after(m, lo);
+	uint64_t cursor = lo;
+
+	while (cursor < hi) {
+		const struct cmt_resv *r = n ? container_of(n, struct cmt_region, node)->cur : NULL;
+		uint64_t gap_end = r && r->base < hi ? r->base : hi;
+
+		if (gap_end > cursor) {
+			struct cmt_resv *nr = cmt_resv_create(cursor, gap_end, win32_protect(prot, false),
+							      page_state(prot, false), m->shift, e->now);
+
+			if (!nr) {
+				cmt_fail(e);
+				return;
+			}
+			os_insert(e, m, nr, e->now, tid);
+		}
+		if (!r || r->base >= hi) {
+			break;
+		}
+		cursor = r->end;
+		n = first_after(m, cursor);
+	}
+}
+
 static bool writable_not_executable(uint32_t p)
 {
 	p &= 0xff;
@@ -1152,7 +1185,7 @@ static void on_mprotect(struct cmt_engine *e, struct cmt_manager *m, const struc
 	bool failed = (int32_t)ev->f[CMT_F_RESULT] != 0, cow = false, first_reserved = false;
 	struct cmt_region *holder;
 	char a[CMT_NAME_MAX], b[CMT_NAME_MAX];
-	uint64_t hi, base = 0, covered = 0, wanted = 0;
+	uint64_t hi, base = 0;
 	const char *op;
 	size_t n, k;
 
@@ -1188,12 +1221,12 @@ static void on_mprotect(struct cmt_engine *e, struct cmt_manager *m, const struc
 	}
 	op = prot == 0 ? "decommit" : first_reserved ? "commit" : "protect";
 	for (k = 0; k < n; k++) {
-		wanted += m->os->free_r[k].hi - m->os->free_r[k].lo;
-		covered += os_protect(e, m, m->os->free_r[k].lo, m->os->free_r[k].hi, prot);
-	}
-	if (covered != wanted) {
-		/* mprotect fails on unmapped pages: the view missed a mapping. */
-		os_wrong(e, m);
+		uint64_t want = m->os->free_r[k].hi - m->os->free_r[k].lo;
+		uint64_t got = os_protect(e, m, m->os->free_r[k].lo, m->os->free_r[k].hi, prot);
+
+		if (got != want) {
+			os_unseen(e, m, m->os->free_r[k].lo, m->os->free_r[k].hi, prot, ev->tid);
+		}
 	}
 	m->seq++;
 	if (timeline(e)) {
