@@ -103,7 +103,8 @@ void clrmemtrace__reclaim(void)
 	}
 	pthread_mutex_lock(&ready_lock);
 	b = ready;
-	ready = NULL;
+	/* Atomic: other threads test it without the lock, above. */
+	__atomic_store_n(&ready, NULL, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&ready_lock);
 	while (b) {
 		struct batch *next = b->next;
