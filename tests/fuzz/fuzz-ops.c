@@ -1016,10 +1016,10 @@ static void dump_kernel_maps(uintptr_t lo, uintptr_t hi)
 /*
  * Memory the manager does not own: consistent fields, and the kernel's
  * agreement. Other threads (liburcu's, unmapping the spans of heaps that are
- * gone) change the map at any time, so the kernel is asked for an answer
- * the map held still around: read, query again, read again, until both
- * reads are the same. A map that never holds still is not held against the
- * library.
+ * gone) change the map at any time, so a disagreement is looked at again
+ * with an answer the map held still around: read, query again, read again,
+ * until both reads are the same. A map that never holds still is not held
+ * against the library.
  */
 static void check_foreign(IHostMemoryManager *mgr, const struct model *m, uintptr_t addr,
 			  const MEMORY_BASIC_INFORMATION *q)
@@ -1029,6 +1029,10 @@ static void check_foreign(IHostMemoryManager *mgr, const struct model *m, uintpt
 	int attempt;
 
 	check_foreign_fields(m, addr, q);
+	kernel_maps_read();
+	if (foreign_matches_kernel(q)) {
+		return;
+	}
 	for (attempt = 0; attempt < 10; attempt++) {
 		kernel_maps_snapshot(1);
 		expect_hr(IHostMemoryManager_VirtualQuery(mgr, (void *)addr, &again, sizeof(again),
