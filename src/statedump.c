@@ -239,12 +239,22 @@ static clrmemtrace_mutex dump_lock = CLRMEMTRACE_MUTEX_INIT;
 
 void clrmemtrace__statedump_transition(void)
 {
-	int dump, request;
+	int dump = CLRMEMTRACE_TRACE_RECORDING(statedump_begin) ? 1 : 0;
+	int request = CLRMEMTRACE_TRACE_RECORDING(statedump_request) ? 1 : 0;
 	bool run;
 
+	/*
+	 * Enabled by a session that has not started yet: its dump waits until
+	 * it has (emitted now, it would be dropped), and meanwhile calls get
+	 * here without taking the lock.
+	 */
+	if (dump == __atomic_load_n(&clrmemtrace__dump_seen, __ATOMIC_RELAXED) &&
+	    request == __atomic_load_n(&clrmemtrace__request_seen, __ATOMIC_RELAXED)) {
+		return;
+	}
 	clrmemtrace_mutex_lock(&dump_lock);
-	dump = CLRMEMTRACE_TRACE_ON(statedump_begin) ? 1 : 0;
-	request = CLRMEMTRACE_TRACE_ON(statedump_request) ? 1 : 0;
+	dump = CLRMEMTRACE_TRACE_RECORDING(statedump_begin) ? 1 : 0;
+	request = CLRMEMTRACE_TRACE_RECORDING(statedump_request) ? 1 : 0;
 	run = clrmemtrace__tracing && dump &&
 	      (!clrmemtrace__dump_seen || (request && !clrmemtrace__request_seen));
 	__atomic_store_n(&clrmemtrace__dump_seen, dump, __ATOMIC_RELAXED);
@@ -257,7 +267,7 @@ void clrmemtrace__statedump_transition(void)
 
 HRESULT clrmemtrace_statedump(void)
 {
-	if (!clrmemtrace__tracing || !CLRMEMTRACE_TRACE_ON(statedump_begin)) {
+	if (!clrmemtrace__tracing || !CLRMEMTRACE_TRACE_RECORDING(statedump_begin)) {
 		return S_FALSE;
 	}
 	__atomic_store_n(&clrmemtrace__dump_seen, 1, __ATOMIC_RELAXED);

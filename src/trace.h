@@ -9,6 +9,10 @@
  *                                        struct ctev_<event> of
  *                                        tracepoints/clrmemtrace_events.h.
  *
+ * and, for the state dumps only, CLRMEMTRACE_TRACE_RECORDING(event): does a
+ * session that has started record it (slower; TRACE_ON where the backend
+ * cannot tell the difference).
+ *
  * Backends: LTTng-UST with the provider loaded at run time
  * (CLRMEMTRACE_TRACE_LTTNG, src/posix/trace_lttng.c), ETW
  * (CLRMEMTRACE_TRACE_ETW), or none (CLRMEMTRACE_TRACE_NONE).
@@ -24,6 +28,15 @@
 #include "clrmemtrace_tp.h"
 #define CLRMEMTRACE_TRACE_ON(event) lttng_ust_tracepoint_enabled(clrmemtrace, event)
 #define CLRMEMTRACE_TRACE(event, payload) lttng_ust_do_tracepoint(clrmemtrace, event, payload)
+/*
+ * LTTng-UST enables a session's tracepoints before it makes the session
+ * active, and drops what is emitted in between: whether a started session
+ * records the event (src/posix/trace_lttng.c).
+ */
+bool clrmemtrace__lttng_recording(struct lttng_ust_tracepoint *tp);
+#define CLRMEMTRACE_TRACE_RECORDING(event) \
+	(CLRMEMTRACE_TRACE_ON(event) &&    \
+	 clrmemtrace__lttng_recording(&lttng_ust_tracepoint_clrmemtrace___##event))
 #elif defined(CLRMEMTRACE_TRACE_ETW)
 #include "win32/trace_etw.h"
 #elif defined(CLRMEMTRACE_TRACE_NONE)
@@ -31,6 +44,11 @@
 #define CLRMEMTRACE_TRACE(event, payload) ((void)(payload))
 #else
 #error "No tracing backend selected: define CLRMEMTRACE_TRACE_LTTNG, _ETW or _NONE."
+#endif
+
+/* Does a started session record this event? (State dumps must not start before it is.) */
+#ifndef CLRMEMTRACE_TRACE_RECORDING
+#define CLRMEMTRACE_TRACE_RECORDING(event) CLRMEMTRACE_TRACE_ON(event)
 #endif
 
 /*
@@ -44,7 +62,7 @@ void clrmemtrace__trace_init(void);
 
 /* ---------- State dumps (src/statedump.c) ---------- */
 
-/* Last seen enabled state of statedump_begin and statedump_request. */
+/* Whether statedump_begin and statedump_request were last seen recording. */
 extern int clrmemtrace__dump_seen;
 extern int clrmemtrace__request_seen;
 

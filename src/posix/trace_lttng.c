@@ -22,6 +22,8 @@
 #define LTTNG_UST_TRACEPOINT_PROBE_DYNAMIC_LINKAGE
 #include "trace.h"
 
+#include <lttng/ust-events.h>
+
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -100,4 +102,40 @@ void clrmemtrace__trace_init(void)
 __attribute__((constructor)) static void trace_constructor(void)
 {
 	clrmemtrace__trace_init();
+}
+
+/*
+ * Whether a session that has started records the event of `tp`. A session's
+ * tracepoints are enabled (their probes registered) before LTTng-UST makes
+ * the session active, and a probe drops what is emitted in between: the
+ * same tests as the probes', on each probe registered, as they read them
+ * (under LTTng-UST's RCU read lock, with the structures of the public
+ * lttng/ust-events.h).
+ */
+bool clrmemtrace__lttng_recording(struct lttng_ust_tracepoint *tp)
+{
+	struct lttng_ust_tracepoint_probe *probe;
+	bool recording = false;
+
+	if (!LTTNG_UST_TP_RCU_LINK_TEST()) {
+		return false;
+	}
+	lttng_ust_tp_rcu_read_lock();
+	for (probe = lttng_ust_tp_rcu_dereference(tp->probes); probe && probe->func && !recording;
+	     probe++) {
+		const struct lttng_ust_event_common *ev = probe->data;
+		const struct lttng_ust_event_recorder *rec;
+		const struct lttng_ust_channel_common *chan;
+
+		if (ev->type != LTTNG_UST_EVENT_TYPE_RECORDER ||
+		    !__atomic_load_n(&ev->enabled, __ATOMIC_RELAXED)) {
+			continue;
+		}
+		rec = ev->child;
+		chan = rec->chan->parent;
+		recording = __atomic_load_n(&chan->session->active, __ATOMIC_RELAXED) &&
+			    __atomic_load_n(&chan->enabled, __ATOMIC_RELAXED);
+	}
+	lttng_ust_tp_rcu_read_unlock();
+	return recording;
 }
