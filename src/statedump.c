@@ -112,7 +112,36 @@ static int emit_wrapped_block(void *ctx, void *ptr, size_t size)
 	return emit_block(ctx, ptr, size);
 }
 
-/* Dumps one manager; the caller holds a reference on it and no lock. */
+/* A decorating manager's runs, read back once from its inner manager. */
+struct run_list {
+	struct vm_run *runs;
+	size_t count, capacity;
+};
+
+static int keep_run(void *ctx, const struct vm_run *run)
+{
+	struct run_list *l = ctx;
+
+	if (l->count == l->capacity) {
+		size_t c = l->capacity ? l->capacity * 2 : 64;
+		struct vm_run *r = realloc(l->runs, c * sizeof(*r));
+
+		if (!r) {
+			return 1;
+		}
+		l->runs = r;
+		l->capacity = c;
+	}
+	l->runs[l->count++] = *run;
+	return 0;
+}
+
+/*
+ * Dumps one manager; the caller holds a reference on it and no lock. The
+ * manager's lock is held from the counts statedump_begin announces to the
+ * last heap, so that heaps created or released meanwhile cannot make the
+ * events that follow differ from them.
+ */
 static void dump_manager(struct hostmem *m)
 {
 	struct dump_ctx d = { .manager_id = m->id };
@@ -122,6 +151,7 @@ static void dump_manager(struct hostmem *m)
 		.name = m->name ? m->name : "",
 	};
 	struct ctev_statedump_end end = { .manager_id = m->id };
+	struct run_list wrapped = { 0 };
 	struct hostmalloc *h;
 	size_t i;
 
@@ -129,7 +159,17 @@ static void dump_manager(struct hostmem *m)
 		return;
 	}
 	if (m->wrap) {
-		clrmemtrace__vmwrap_foreach_run(m->wrap, count_run, &d);
+		/*
+		 * Read from the inner manager with no lock of ours held, once, so
+		 * that the runs counted are the runs emitted. Without memory for
+		 * them, no dump: the session sees the manager as unknown rather
+		 * than wrong.
+		 */
+		if (clrmemtrace__vmwrap_foreach_run(m->wrap, keep_run, &wrapped)) {
+			free(wrapped.runs);
+			return;
+		}
+		d.regions = wrapped.count;
 	} else {
 		clrmemtrace__vm_lock(m->vm);
 		clrmemtrace__vm_foreach_run(m->vm, count_run, &d);
@@ -140,14 +180,14 @@ static void dump_manager(struct hostmem *m)
 	}
 	begin.seq = m->wrap ? clrmemtrace__vmwrap_seq(m->wrap) : clrmemtrace__vm_seq(m->vm);
 	begin.regions = d.regions;
-	clrmemtrace_mutex_unlock(&m->lock);
 	CLRMEMTRACE_TRACE(statedump_begin, &begin);
 	if (m->wrap) {
-		clrmemtrace__vmwrap_foreach_run(m->wrap, emit_run, &d);
+		for (i = 0; i < wrapped.count; i++) {
+			emit_run(&d, &wrapped.runs[i]);
+		}
 	} else {
 		clrmemtrace__vm_foreach_run(m->vm, emit_run, &d);
 	}
-	clrmemtrace_mutex_lock(&m->lock);
 	for (i = 0; i < m->vas_count; i++) {
 		struct ctev_statedump_vas ev = {
 			.manager_id = m->id,
@@ -188,6 +228,7 @@ static void dump_manager(struct hostmem *m)
 	if (!m->wrap) {
 		clrmemtrace__vm_unlock(m->vm);
 	}
+	free(wrapped.runs);
 }
 
 /*

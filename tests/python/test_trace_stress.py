@@ -5,8 +5,8 @@ tests/stress/trace-stress-host runs worker threads over managers with heaps, mak
 mix of calls, each worker checking every answer about its own memory.
 test_sessions_started_mid_call_get_whole_dumps starts and stops sessions one after the other
 while it runs, and checks every state dump of every trace: each must come whole, between its
-manager's statedump_begin and statedump_end, and every manager that existed before a session
-started must be dumped for it.
+manager's statedump_begin and statedump_end and in the numbers statedump_begin announces, and
+every manager that existed before a session started must be dumped for it.
 """
 
 import json
@@ -393,9 +393,11 @@ def dump_problems(events):
 
 
 # How the host runs for each race a session's start can lose: many calls on several managers as
-# sessions start.
+# sessions start; many heaps created and released on one manager holding many runs of pages, as
+# its dump lists them.
 WHOLE_DUMP_HOSTS = {
     "calls": {"threads": 2, "rate": 5000},
+    "heap-churn": {"threads": 4, "rate": 4000, "slots": 1, "regions": 48, "heap_churn": 80},
 }
 
 
@@ -403,10 +405,11 @@ WHOLE_DUMP_HOSTS = {
 def test_sessions_started_mid_call_get_whole_dumps(build, lttng, tmp_path, how):
     """Each session started while threads keep calling gets a whole dump of every manager.
 
-    The race this catches: LTTng-UST enables a session's tracepoints before it makes the session
+    Races this catches: LTTng-UST enables a session's tracepoints before it makes the session
     active (it first registers the channels with the session daemon), and drops what is emitted
     in between, so a dump decided as soon as statedump_begin is enabled loses its beginning, or
-    all of it.
+    all of it; and a dump must list the heaps statedump_begin announces, while other threads
+    create and release heaps.
     """
     proc = subprocess.run(
         ["ninja", "-C", str(build.path), "tests/stress/trace-stress-host"],
