@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "os.h"
 #include "state.h"
 
 #define PAGE 4096u
@@ -869,6 +870,363 @@ static void test_random_events_every_mode(void **state)
 	run_random(CMT_MODE_MAP, 50000);
 }
 
+/* ---------- The mmap view against a page array ---------- */
+
+#define VIEW_BASE UINT64_C(0x10000000)
+#define VIEW_PAGES 192
+
+static struct cmt_event os_event(enum cmt_ev_type type)
+{
+	struct cmt_event ev = make(type);
+
+	ev.f[CMT_F_MANAGER_ID] = 0;
+	ev.f[CMT_F_FD] = (uint64_t)-1;
+	return ev;
+}
+
+static void os_mmap(struct cmt_engine *e, int lo, int n, uint32_t prot, uint32_t flags)
+{
+	struct cmt_event ev = os_event(CMT_EV_OS_MMAP);
+
+	ev.f[CMT_F_ADDRESS] = (flags & 0x10) ? VIEW_BASE + (uint64_t)lo * PAGE : 0;
+	ev.f[CMT_F_LENGTH] = (uint64_t)n * PAGE - (fuzz() % 2 ? 100 : 0);
+	ev.f[CMT_F_PROT] = prot;
+	ev.f[CMT_F_FLAGS] = flags;
+	ev.f[CMT_F_RESULT] = VIEW_BASE + (uint64_t)lo * PAGE;
+	cmt_engine_event(e, &ev);
+}
+
+static void os_range_call(struct cmt_engine *e, enum cmt_ev_type type, int lo, int n,
+			  uint32_t arg, bool ok)
+{
+	struct cmt_event ev = os_event(type);
+
+	ev.f[CMT_F_ADDRESS] = VIEW_BASE + (uint64_t)lo * PAGE;
+	ev.f[CMT_F_LENGTH] = (uint64_t)n * PAGE;
+	ev.f[CMT_F_PROT] = arg;
+	ev.f[CMT_F_ADVICE] = arg;
+	ev.f[CMT_F_RESULT] = ok ? 0 : (uint64_t)-1;
+	ev.f[CMT_F_ERRNUM] = ok ? 0 : 12;
+	cmt_engine_event(e, &ev);
+}
+
+static void os_mremap(struct cmt_engine *e, int old, int old_n, int new_n, int to, uint32_t flags)
+{
+	struct cmt_event ev = os_event(CMT_EV_OS_MREMAP);
+
+	ev.f[CMT_F_ADDRESS] = VIEW_BASE + (uint64_t)old * PAGE;
+	ev.f[CMT_F_LENGTH] = (uint64_t)old_n * PAGE;
+	ev.f[CMT_F_NEW_LENGTH] = (uint64_t)new_n * PAGE;
+	ev.f[CMT_F_FLAGS] = flags;
+	ev.f[CMT_F_RESULT] = VIEW_BASE + (uint64_t)to * PAGE;
+	cmt_engine_event(e, &ev);
+}
+
+/* The view's pages: -1 unmapped, else the state of the run holding it. */
+static void view_pages(struct cmt_engine *e, int64_t *pages, uint64_t *reserved,
+		       uint64_t *committed)
+{
+	struct cmt_process *p = cmt_map_get(&e->procs, 42);
+	struct cmt_manager *m = p ? p->os : NULL;
+	struct cmt_tnode *n;
+	int i;
+
+	for (i = 0; i < VIEW_PAGES; i++) {
+		pages[i] = -1;
+	}
+	*reserved = *committed = 0;
+	for (n = m ? cmt_tree_first(&m->tree) : NULL; n; n = cmt_tree_next(n)) {
+		const struct cmt_resv *r = container_of(n, struct cmt_region, node)->cur;
+		uint64_t k;
+
+		*reserved += r->end - r->base;
+		*committed += r->committed;
+		for (k = 0; k < cmt_resv_npages(r); k++) {
+			uint64_t page = (r->base - VIEW_BASE) / PAGE + k;
+
+			assert_true(page < VIEW_PAGES);
+			assert_int_equal(pages[page], -1);
+			pages[page] = r->runs[cmt_resv_find(r, k)].state;
+		}
+	}
+}
+
+static uint32_t expected_state(int prot)
+{
+	static const uint32_t win32[8] = { 0, CMT_PAGE_READONLY, CMT_PAGE_READWRITE,
+					   CMT_PAGE_READWRITE, CMT_PAGE_EXECUTE,
+					   CMT_PAGE_EXECUTE_READ, CMT_PAGE_EXECUTE_READWRITE,
+					   CMT_PAGE_EXECUTE_READWRITE };
+
+	return prot ? CMT_RUN_COMMITTED | win32[prot] : 0;
+}
+
+/* A free run of n pages, or -1. */
+static int free_run(const int *model, int n)
+{
+	int start = (int)(fuzz() % VIEW_PAGES), i, k;
+
+	for (i = 0; i < VIEW_PAGES; i++) {
+		int lo = (start + i) % VIEW_PAGES;
+
+		if (lo + n > VIEW_PAGES) {
+			continue;
+		}
+		for (k = 0; k < n && model[lo + k] < 0; k++) {
+		}
+		if (k == n) {
+			return lo;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Random mmap, munmap, mprotect, madvise and mremap calls of anonymous
+ * private memory in a window of pages, each as the kernel would answer it:
+ * after each, the mmap view holds exactly the pages of a page array
+ * updated by the same rules, with the same protections, and the totals are
+ * its sums.
+ */
+static void test_os_view_against_pages(void **state)
+{
+	struct cmt_config cfg = { CMT_MODE_SERIES, 0, 50, 10 };
+	int model[VIEW_PAGES], copy[VIEW_PAGES], i, k, step;
+	int64_t pages[VIEW_PAGES];
+	struct cmt_engine *e;
+	struct cmt_event ev;
+	struct cmt_out o;
+	char path[256];
+
+	(void)state;
+	for (i = 0; i < VIEW_PAGES; i++) {
+		model[i] = -1;
+	}
+	snprintf(path, sizeof(path), "/tmp/test-analysis-view-%d.out", (int)getpid());
+	assert_int_equal(cmt_out_open(&o, path), 0);
+	e = cmt_engine_create(&cfg, &o);
+	assert_non_null(e);
+	ev = os_event(CMT_EV_OS_MAPS_BEGIN);
+	ev.f[CMT_F_PAGE_SIZE] = PAGE;
+	cmt_engine_event(e, &ev);
+	ev = os_event(CMT_EV_OS_MAPS_END);
+	ev.f[CMT_F_MAPPINGS] = 0;
+	cmt_engine_event(e, &ev);
+	for (step = 0; step < 20000; step++) {
+		int lo = (int)(fuzz() % VIEW_PAGES), n = 1 + (int)(fuzz() % 16), prot = (int)(fuzz() % 8);
+		uint64_t reserved, committed, want_r = 0, want_c = 0;
+
+		if (lo + n > VIEW_PAGES) {
+			n = VIEW_PAGES - lo;
+		}
+		switch (fuzz() % 7) {
+		case 0: /* kernel-placed */
+			lo = free_run(model, n);
+			if (lo < 0) {
+				break;
+			}
+			os_mmap(e, lo, n, (uint32_t)prot, 0x22);
+			for (k = 0; k < n; k++) {
+				model[lo + k] = prot;
+			}
+			break;
+		case 1: /* MAP_FIXED */
+			os_mmap(e, lo, n, (uint32_t)prot, 0x32);
+			for (k = 0; k < n; k++) {
+				model[lo + k] = prot;
+			}
+			break;
+		case 2:
+			os_range_call(e, CMT_EV_OS_MUNMAP, lo, n, 0, true);
+			for (k = 0; k < n; k++) {
+				model[lo + k] = -1;
+			}
+			break;
+		case 3: { /* mprotect: fails with ENOMEM where a page is not mapped */
+			bool ok = true;
+
+			for (k = 0; k < n; k++) {
+				ok = ok && model[lo + k] >= 0;
+			}
+			os_range_call(e, CMT_EV_OS_MPROTECT, lo, n, (uint32_t)prot, ok);
+			for (k = 0; ok && k < n; k++) {
+				model[lo + k] = prot;
+			}
+			break;
+		}
+		case 4:
+			os_range_call(e, CMT_EV_OS_MADVISE, lo, n, 4, fuzz() % 2);
+			break;
+		case 5: { /* mremap of a mapped range: in place, or moved */
+			int new_n = 1 + (int)(fuzz() % 16), to, last;
+			bool mapped = true, room = true;
+
+			for (k = 0; k < n; k++) {
+				mapped = mapped && model[lo + k] >= 0;
+			}
+			if (!mapped) {
+				break;
+			}
+			last = model[lo + n - 1];
+			for (k = n; k < new_n; k++) {
+				room = room && lo + k < VIEW_PAGES && model[lo + k] < 0;
+			}
+			if (room) {
+				os_mremap(e, lo, n, new_n, lo, 1);
+				for (k = new_n; k < n; k++) {
+					model[lo + k] = -1;
+				}
+				for (k = n; k < new_n; k++) {
+					model[lo + k] = last;
+				}
+				break;
+			}
+			memcpy(copy, model, sizeof(copy));
+			for (k = 0; k < n; k++) {
+				model[lo + k] = -1;
+			}
+			to = free_run(model, new_n);
+			if (to < 0) {
+				memcpy(model, copy, sizeof(copy));
+				break;
+			}
+			os_mremap(e, lo, n, new_n, to, 1);
+			for (k = 0; k < new_n; k++) {
+				model[to + k] = k < n ? copy[lo + k] : last;
+			}
+			break;
+		}
+		default: { /* a failed mmap: nothing changes */
+			ev = os_event(CMT_EV_OS_MMAP);
+			ev.f[CMT_F_LENGTH] = PAGE;
+			ev.f[CMT_F_FLAGS] = 0x22;
+			ev.f[CMT_F_RESULT] = UINT64_MAX;
+			ev.f[CMT_F_ERRNUM] = 12;
+			cmt_engine_event(e, &ev);
+			break;
+		}
+		}
+		view_pages(e, pages, &reserved, &committed);
+		for (i = 0; i < VIEW_PAGES; i++) {
+			int64_t want = model[i] < 0 ? -1 : (int64_t)expected_state(model[i]);
+
+			if (pages[i] != want) {
+				fail_msg("step %d, page %d: view %lld, model %lld", step, i,
+					 (long long)pages[i], (long long)want);
+			}
+			want_r += model[i] >= 0 ? PAGE : 0;
+			want_c += model[i] > 0 ? PAGE : 0;
+		}
+		assert_int_equal(reserved, want_r);
+		assert_int_equal(committed, want_c);
+		assert_int_equal(e->reserved, want_r);
+		assert_int_equal(e->committed, want_c);
+	}
+	cmt_engine_finish(e);
+	assert_false(cmt_engine_failed(e));
+	assert_int_equal(cmt_out_commit(&o), 0);
+	cmt_engine_destroy(e);
+	unlink(path);
+}
+
+/*
+ * Hostile interposer events: overflowing ranges, dumps out of order or
+ * overlapping, a manager 0 of the library, huge lengths. Nothing crashes;
+ * the view is flagged where it must be.
+ */
+static void test_os_view_hostile(void **state)
+{
+	struct cmt_config cfg = { CMT_MODE_SUMMARY, 0, 50, 10 };
+	struct cmt_process *p;
+	struct cmt_manager *m;
+	struct cmt_engine *e;
+	struct cmt_event ev;
+	struct cmt_out o;
+	char path[256];
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test-analysis-hostile-%d.out", (int)getpid());
+	assert_int_equal(cmt_out_open(&o, path), 0);
+	e = cmt_engine_create(&cfg, &o);
+	assert_non_null(e);
+	/* A call before any dump: the view starts unknown. */
+	os_mmap(e, 0, 4, 3, 0x22);
+	p = cmt_map_get(&e->procs, 42);
+	assert_non_null(p);
+	m = p->os;
+	assert_non_null(m);
+	assert_false(m->known);
+	assert_true(m->reasons & CMT_R_FIRST_SEEN_LATE);
+	/* A dump: end without begin, lines outside it, overlapping and inverted lines. */
+	ev = os_event(CMT_EV_OS_MAPS_END);
+	cmt_engine_event(e, &ev);
+	assert_true(m->reasons & CMT_R_INCONSISTENT);
+	ev = os_event(CMT_EV_OS_MAPS_BEGIN);
+	ev.f[CMT_F_PAGE_SIZE] = 12345;
+	cmt_engine_event(e, &ev);
+	ev = os_event(CMT_EV_OS_MAPS_MAPPING);
+	ev.f[CMT_F_BASE] = VIEW_BASE;
+	ev.f[CMT_F_END] = VIEW_BASE + 8 * PAGE;
+	ev.f[CMT_F_PROT] = 5;
+	ev.f[CMT_F_INODE] = 77;
+	ev.s[CMT_S_PATH] = "/lib/x.so";
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_BASE] = VIEW_BASE + 4 * PAGE; /* overlaps the line before */
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_BASE] = UINT64_MAX - PAGE;
+	ev.f[CMT_F_END] = 5; /* inverted */
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_BASE] = UINT64_MAX - 2 * PAGE;
+	ev.f[CMT_F_END] = UINT64_MAX;
+	ev.f[CMT_F_PROT] = 0xffffffff;
+	ev.s[CMT_S_PATH] = "[stack]";
+	cmt_engine_event(e, &ev);
+	ev = os_event(CMT_EV_OS_MAPS_END);
+	ev.f[CMT_F_MAPPINGS] = 4;
+	cmt_engine_event(e, &ev);
+	assert_true(m->known);
+	assert_int_equal(m->v.regions, 2);
+	/* Calls with ranges that overflow or make no sense. */
+	os_range_call(e, CMT_EV_OS_MUNMAP, 0, 0, 0, true);
+	ev = os_event(CMT_EV_OS_MMAP);
+	ev.f[CMT_F_LENGTH] = UINT64_MAX;
+	ev.f[CMT_F_RESULT] = UINT64_MAX - PAGE;
+	ev.f[CMT_F_FLAGS] = 0x22;
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_LENGTH] = 0;
+	cmt_engine_event(e, &ev);
+	ev = os_event(CMT_EV_OS_MPROTECT);
+	ev.f[CMT_F_ADDRESS] = UINT64_MAX - PAGE + 3;
+	ev.f[CMT_F_LENGTH] = UINT64_MAX;
+	cmt_engine_event(e, &ev);
+	ev = os_event(CMT_EV_OS_MREMAP);
+	ev.f[CMT_F_ADDRESS] = VIEW_BASE;
+	ev.f[CMT_F_LENGTH] = 0;
+	ev.f[CMT_F_NEW_LENGTH] = UINT64_MAX - 10;
+	ev.f[CMT_F_RESULT] = VIEW_BASE + 64 * PAGE;
+	cmt_engine_event(e, &ev);
+	ev.f[CMT_F_NEW_LENGTH] = 4 * PAGE;
+	ev.f[CMT_F_RESULT] = UINT64_MAX - PAGE;
+	cmt_engine_event(e, &ev);
+	/* The library never numbers a manager 0: such events are ignored. */
+	ev = make(CMT_EV_MANAGER_CREATE);
+	ev.f[CMT_F_MANAGER_ID] = 0;
+	cmt_engine_event(e, &ev);
+	assert_int_equal(e->malformed[CMT_EV_MANAGER_CREATE], 1);
+	assert_string_equal(m->name, "mmap");
+	/* A manager's reservation takes its pages from the view. */
+	create(e);
+	ev_alloc(e, 0, 0x10000, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, VIEW_BASE, 0, 1);
+	assert_null(cmt_vm_holder(m, VIEW_BASE));
+	os_range_call(e, CMT_EV_OS_MPROTECT, 0, 4, 3, true);
+	assert_null(cmt_vm_holder(m, VIEW_BASE));
+	cmt_engine_finish(e);
+	assert_false(cmt_engine_failed(e));
+	assert_int_equal(cmt_out_commit(&o), 0);
+	cmt_engine_destroy(e);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -884,6 +1242,8 @@ int main(void)
 		cmocka_unit_test(test_output_escaping_and_atomic_write),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_random_events_every_mode),
+		cmocka_unit_test(test_os_view_against_pages),
+		cmocka_unit_test(test_os_view_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
