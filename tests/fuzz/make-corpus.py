@@ -615,7 +615,9 @@ def seeds():
         protect(stack(), pages(1), invalid(0)) +
         protect(end_minus(0, 1), pages(2), invalid(0)) +            # #49a
         protect(hostile(9), huge(3), READONLY) +
-        free(stack(), pages(1), F_ZERO) +                           # #35 before #27
+        protect(hostile(11), pages(1), READONLY) +                  # beyond user space
+        free(hostile(11), zero(), F_RELEASE) + free(hostile(9), pages(2), F_DECOMMIT) +
+        free(stack(), pages(1), F_ZERO) +                           # #27 before #35
         free(null(), pages(1), F_ZERO) +
         free(stack(), pages(1), F_RELEASE) +                        # #29 first
         free(at(0), huge(3), F_DECOMMIT) +

@@ -309,15 +309,27 @@ void model_virtual_free(const struct model *m, uintptr_t addr, size_t size, uint
 
 	memset(p, 0, sizeof(*p));
 	p->res = -1;
-	/* kernelbase's VirtualFreeEx, then NtFreeVirtualMemory's order. */
+	/*
+	 * kernelbase's VirtualFreeEx, then NtFreeVirtualMemory, which checks the
+	 * free type and the user-space limit before it looks the address up
+	 * (found by the differential test against Wine, pinned by
+	 * test-virtual-free.c): each of these is an invalid parameter.
+	 */
 	if (type == MEM_RELEASE && size) {
 		return fail(p, win32(ERROR_INVALID_PARAMETER), "#29 MEM_RELEASE with a size");
+	}
+	if (type != MEM_DECOMMIT && type != MEM_RELEASE) {
+		return fail(p, win32(ERROR_INVALID_PARAMETER),
+			    "#27/#28/#30 bad free type, before the address");
 	}
 	if (size && !range_end(m, addr, size, &end)) {
 		return fail(p, win32(ERROR_INVALID_PARAMETER), "range wraps around");
 	}
 	if (!base) {
 		return fail(p, win32(ERROR_INVALID_PARAMETER), "#35 NULL address");
+	}
+	if (base >= m->user_limit || (size && end > m->user_limit)) {
+		return fail(p, win32(ERROR_INVALID_PARAMETER), "#9/#56 beyond user space");
 	}
 	i = model_find(m, base);
 	if (i < 0) {
@@ -337,14 +349,10 @@ void model_virtual_free(const struct model *m, uintptr_t addr, size_t size, uint
 	p->base = base;
 	p->first = page_index(m, r, base);
 	p->last = page_index(m, r, end);
-	switch (type) {
-	case MEM_DECOMMIT:
+	if (type == MEM_DECOMMIT) {
 		return succeed(p, P_DECOMMIT, "#31-#33 decommit");
-	case MEM_RELEASE:
-		return succeed(p, P_RELEASE, "#34/#38 release");
-	default:
-		return fail(p, win32(ERROR_INVALID_PARAMETER), "#27/#28/#30 bad free type");
 	}
+	return succeed(p, P_RELEASE, "#34/#38 release");
 }
 
 /* ---------- VirtualProtect ---------- */
@@ -366,6 +374,10 @@ void model_virtual_protect(const struct model *m, uintptr_t addr, size_t size, u
 	}
 	if (!range_end(m, addr, size, &end)) {
 		return fail(p, win32(ERROR_INVALID_PARAMETER), "range wraps around");
+	}
+	/* NtProtectVirtualMemory's first check, as for the other calls (test-virtual-protect.c). */
+	if (base >= m->user_limit || end > m->user_limit) {
+		return fail(p, win32(ERROR_INVALID_PARAMETER), "#9/#56 beyond user space");
 	}
 	i = model_find(m, base);
 	if (i < 0) {
