@@ -1,46 +1,109 @@
 # SPDX-License-Identifier: MIT
-"""The tracing path under concurrency: sessions started while many threads call the library.
+"""The tracing path under concurrency: sessions come and go while many threads hammer the library.
 
-tests/stress/trace-stress-host runs worker threads over managers with heaps, making a realistic
-mix of calls, each worker checking every answer about its own memory.
+tests/stress/trace-stress-host runs 8 worker threads over 3 managers (each with shared heaps,
+replaced by a new manager now and then) making a realistic mix of calls, each worker checking
+every answer about its own memory. While it runs, test_sessions_come_and_go_while_threads_hammer
+creates, starts, stops, restarts, snapshots and destroys LTTng sessions of several kinds, several
+at once: all events with `statedump_request`, with per-process or per-user buffers; all events
+without it; subsets of the events; tiny buffers that lose events; a snapshot (flight-recorder)
+session. Every session records only the host (vpid tracker), so other programs tracing on the
+same daemon stay out of it. What must hold:
+
+- the host exits 0 within a bounded time (on a timeout its threads' stacks are printed, from gdb
+  or /proc, and it is killed), with no sanitizer report when the build has sanitizers;
+- every trace recorded (each snapshot too) is read by babeltrace2 without error, and passes
+  `clrmemtrace check`: no traced VirtualQuery contradicts the reconstruction;
+- a trace that lost events (by LTTng's counters or Babeltrace's notices) is flagged incomplete;
+- a session of all the events whose every window was due a dump of its own has, in each window,
+  a whole dump of every manager that existed before it, and no manager stays unknown to the end
+  of its trace: from each dump on, the reconstruction is exact. A window is due its dump when no
+  other session recorded the dump events as it started, or when it enables `statedump_request`
+  and no other session had that enabled (dumps are decided per process: EVENTS.md, "State
+  dumps"). Events of a manager may come before its dump (queries never trigger one, and calls
+  under way as the session started are recorded), so the analysis may still call such a trace
+  incomplete for those moments;
+- sessions that cannot be exact say so rather than being wrong: one started deliberately while
+  another records the dump events, without `statedump_request` (it gets no dump), one that
+  leaves out `virtual_protect` (sequence gaps), one without any dump events;
+- the last session, started near the end with `statedump_request` and kept recording until the
+  host is done, rebuilds the host's final state exactly: `clrmemtrace map` at the trace's end
+  lists, per live manager, the runs of pages of the host's own VirtualQuery walk, and its live
+  heap blocks and bytes.
+
 test_sessions_started_mid_call_get_whole_dumps starts and stops sessions one after the other
-while it runs, and checks every state dump of every trace: each must come whole, between its
-manager's statedump_begin and statedump_end and in the numbers statedump_begin announces, and
-every manager that existed before a session started must be dumped for it.
+while the host runs in ways that make two races likely, and checks every dump of every trace.
+
+The host runs for CLRMEMTRACE_STRESS_SECONDS (default 12) seconds at a bounded rate, so that the
+whole file takes under a minute; set it higher (with CLRMEMTRACE_STRESS_RATE, operations per
+second per thread, default 1500, and CLRMEMTRACE_STRESS_SEED for other choices) for a longer
+run. With CLRMEMTRACE_BUILD_DIR=build-asan the host and the library run under AddressSanitizer
+and UndefinedBehaviorSanitizer, and the analysis loads the sanitized plugin with the ASan runtime
+preloaded.
+
+Sessions started elsewhere on the same daemon that record this host's dump events (no vpid
+tracker) would take its dumps away; when one is active as a window starts, the expectations
+that depend on dumps are dropped for that session, with a warning.
 """
 
 import json
 import os
+import random
 import select
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from conftest import CLRMEMTRACE_EVENTS, STATEDUMP_REQUEST, read_trace
+from conftest import CLRMEMTRACE_EVENTS, STATEDUMP_REQUEST, Event, process_traces, read_trace
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "analysis" / "python"))
 
 from clrmemtrace import lttng as ct_lttng  # noqa: E402
 
-RUN_SECONDS = 12
-RATE = 1500
-SEED = 7
+PYTHON = "/usr/bin/python3"  # the interpreter Debian's bt2 is built for
+CLI = REPO / "analysis" / "clrmemtrace"
+
+RUN_SECONDS = float(os.environ.get("CLRMEMTRACE_STRESS_SECONDS", "12"))
+RATE = int(os.environ.get("CLRMEMTRACE_STRESS_RATE", "1500"))
+SEED = int(os.environ.get("CLRMEMTRACE_STRESS_SEED", "7"))
 THREADS = 8
 SLOTS = 3
 REPLACE_EVERY = 3000
+# The last session records this long before the host is told to stop.
+FINAL_SECONDS = 2.0
 # Beyond its run, how long the host may take to stop and write its final state.
 HOST_GRACE = 60
+ANALYSIS_TIMEOUT = 120
+MAX_LIVE_SESSIONS = 3
 
 DUMP_EVENTS = tuple(e for e in CLRMEMTRACE_EVENTS if e.startswith("statedump_"))
 VM_EVENTS = ("virtual_alloc", "virtual_free", "virtual_protect", "virtual_query")
 HEAP_EVENTS = ("malloc_create", "malloc_alloc", "malloc_free", "malloc_destroy")
 LIFETIME_EVENTS = ("manager_create", "manager_destroy")
+
+STATES = {0x1000: "MEM_COMMIT", 0x2000: "MEM_RESERVE"}
+PROTECTIONS = {
+    0x01: "PAGE_NOACCESS",
+    0x02: "PAGE_READONLY",
+    0x04: "PAGE_READWRITE",
+    0x20: "PAGE_EXECUTE_READ",
+    0x40: "PAGE_EXECUTE_READWRITE",
+}
+
+
+def protection_name(value):
+    """A protection as the analysis names it (README: 'Names')."""
+    if value == 0:
+        return "0"
+    name = PROTECTIONS[value & 0xFF]
+    return name + ("|PAGE_GUARD" if value & 0x100 else "")
 
 
 @dataclass(frozen=True)
@@ -330,6 +393,368 @@ def thread_stacks(pid):
             comm = "?"
         out.append(f"--- thread {task.name} ({comm})\n{stack}")
     return "\n".join(out)[-20000:]
+
+
+# ---------- The analysis ----------
+
+
+def asan_runtime():
+    """The ASan runtime the compiler links against, to preload into Python."""
+    for cc in ("cc", "gcc"):
+        if shutil.which(cc):
+            path = subprocess.run(
+                [cc, "-print-file-name=libasan.so"], stdout=subprocess.PIPE, text=True
+            ).stdout.strip()
+            if os.path.isabs(path) and os.path.exists(path):
+                return path
+    return None
+
+
+def analysis_env(build, lttng):
+    env = {k: v for k, v in lttng.env.items() if not k.startswith("CLRMEMTRACE_")}
+    plugin = build.path / "analysis" / "plugin"
+    env["CLRMEMTRACE_PLUGIN_PATH"] = str(plugin)
+    so = next(plugin.glob("*.so"), None)
+    if so is not None and b"libasan.so" in so.read_bytes():
+        # A sanitized plugin loads only into a process that has the runtime from the start.
+        runtime = asan_runtime()
+        if runtime is None:
+            pytest.skip("the plugin is built with ASan but its runtime cannot be found")
+        env["LD_PRELOAD"] = runtime
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
+def analyse(env, *args):
+    return subprocess.run(
+        [PYTHON, str(CLI), *map(str, args)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=ANALYSIS_TIMEOUT,
+    )
+
+
+def babeltrace_reads(trace):
+    """None when babeltrace2 reads the whole trace, else its error output."""
+    proc = subprocess.run(
+        ["babeltrace2", "--omit-home-plugin-path", str(trace), "-o", "dummy"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=ANALYSIS_TIMEOUT,
+    )
+    return None if proc.returncode == 0 else proc.stdout[-3000:]
+
+
+# Event rules of a session that make a process dump its state for it.
+DUMP_RECORDING = {"clrmemtrace:*", "clrmemtrace:statedump_begin", "clrmemtrace:statedump_request"}
+
+
+def foreign_recorders(ctl, mine, pid):
+    """Active sessions of others that record this host's dump events (they take its dumps)."""
+    try:
+        root = ctl.mi("list")
+    except ct_lttng.LttngError:
+        return []
+    found = []
+    for session in root.iter("session"):
+        name = session.findtext("name")
+        if name in mine or session.findtext("enabled") != "true":
+            continue
+        try:
+            detail = ctl.mi("list", name)
+        except ct_lttng.LttngError:
+            continue
+        for domain in detail.iter("domain"):
+            if domain.findtext("type") != "UST":
+                continue
+            tracker = domain.find("process_attr_trackers/vpid_process_attr_tracker")
+            values = tracker.find("process_attr_values") if tracker is not None else None
+            ids = {v.text for v in values.iter("id")} if values is not None else None
+            if ids is not None and str(pid) not in ids:
+                continue
+            events = {
+                e.findtext("name") for e in domain.iter("event") if e.findtext("enabled") == "true"
+            }
+            if events & DUMP_RECORDING:
+                found.append(name)
+    return found
+
+
+# ---------- The test ----------
+
+
+def drive_sessions(ctl, host, tmp_path, made, rng):
+    """Creates, starts, stops, restarts, snapshots and destroys sessions while the host runs."""
+    numbers = iter(range(1, 1000))
+
+    def new(kind_name):
+        s = StressSession(ctl, kind_name, tmp_path / f"s{next(numbers)}", host.pid)
+        made.append(s)
+        return s
+
+    def start(s):
+        s.start(made, foreign_recorders(ctl, {m.name for m in made}, host.pid))
+
+    # From the host's first call: nothing exists yet, so no dump is needed.
+    origin = new("all-norequest")
+    start(origin)
+    host.say("go")
+    begin = time.monotonic()
+    time.sleep(0.5)
+    # Deliberately while `origin` records the dump events: no dump of its own.
+    late = new("all-norequest")
+    start(late)
+    time.sleep(0.5)
+    late.finish()
+    origin.finish()
+
+    # Every kind comes up once (those that lose events or snapshot first), then any; up to
+    # MAX_LIVE_SESSIONS at once.
+    pending = [k for k in KINDS if k not in ("all-norequest", "tiny", "snapshot")]
+    rng.shuffle(pending)
+    pending += ["snapshot", "tiny"]
+    churn_until = begin + RUN_SECONDS - FINAL_SECONDS - 1.0
+    while time.monotonic() < churn_until:
+        time.sleep(rng.uniform(0.05, 0.3))
+        host.check_alive()
+        live = [s for s in made if not s.destroyed]
+        choice = rng.random()
+        if len(live) < MAX_LIVE_SESSIONS and (pending or choice < 0.3):
+            s = new(pending.pop() if pending else rng.choice(list(KINDS)))
+            start(s)
+            continue
+        s = rng.choice(live)
+        if s.kind.snapshot and s.active and s.snapshots < 2 and choice < 0.5:
+            s.snapshot()
+        elif s.active:
+            s.stop()
+        elif choice < 0.4 and len(s.windows) < 2:
+            start(s)
+        else:
+            s.finish()
+
+    # Every session stops; the last one starts with statedump_request, so it gets a dump.
+    for s in made:
+        s.stop()
+    final = new("all-uid")
+    start(final)
+    time.sleep(FINAL_SECONDS)
+    return final
+
+
+def test_sessions_come_and_go_while_threads_hammer(build, lttng, tmp_path):
+    targets = ["tests/stress/trace-stress-host", "analysis/plugin/babeltrace-plugin-clrmemtrace.so"]
+    proc = subprocess.run(
+        ["ninja", "-C", str(build.path), *targets],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, f"building failed:\n{proc.stdout[-4000:]}"
+    if shutil.which("babeltrace2") is None:
+        pytest.skip("babeltrace2 is not installed")
+
+    ctl = ct_lttng.Lttng(lttng.env)
+    final_state = tmp_path / "final.json"
+    rng = random.Random(SEED)
+    made = []
+    host = Host(
+        build.path / "tests" / "stress" / "trace-stress-host",
+        host_env(build, lttng),
+        final_state,
+        tmp_path / "host.stderr",
+    )
+    try:
+        host.expect("ready", 30)
+        final = drive_sessions(ctl, host, tmp_path, made, rng)
+        host.finish()
+        for s in made:
+            s.finish()
+    finally:
+        host.kill()
+        for s in made:
+            try:
+                s.finish()
+            except ct_lttng.LttngError as e:
+                warnings.warn(f"cleaning up {s.name}: {e}")
+
+    check_traces(build, lttng, made, final, json.loads(final_state.read_text()))
+
+
+def check_traces(build, lttng, made, final, host_final):
+    env = analysis_env(build, lttng)
+    problems = []
+    for s in made:
+        traces = s.traces()
+        if s.kind.snapshot and not traces:
+            problems.append(f"{s.name}: no snapshot was written")
+        for trace in traces:
+            what = f"{s.kind_name} session {trace.name}"
+            error = babeltrace_reads(trace)
+            if error:
+                problems.append(f"{what}: babeltrace2 cannot read it:\n{error}")
+                continue
+            check = analyse(env, "check", trace)
+            if check.returncode != 0:
+                problems.append(
+                    f"{what}: check failed ({check.returncode}):\n"
+                    f"{check.stdout[-3000:]}{check.stderr[-2000:]}"
+                )
+            summary = analyse(env, "summary", "--json", trace)
+            if summary.returncode != 0:
+                problems.append(f"{what}: summary failed:\n{summary.stderr[-2000:]}")
+                continue
+            doc = json.loads(summary.stdout)
+            c = doc["check"]
+            # Shown when the test fails: what each session was and what the analysis made of it.
+            print(
+                f"{what}: windows {[w.dump for w in s.windows]}, {doc['events']} events, "
+                f"{doc['discarded_events']} discarded ({s.losses}), complete {doc['complete']}, "
+                f"queries {c['queries_checked']} checked, {c['unverifiable']} unverifiable"
+            )
+            problems += expectations(s, what, doc, trace)
+            if s is final:
+                problems += compare_final(env, final, doc, host_final)
+    assert not problems, "\n\n".join(problems)
+
+
+def expectations(s, what, doc, trace):
+    """What the analysis must say of session `s`'s trace (summary `doc`)."""
+    lost = doc["discarded_events"] or (
+        s.losses and (s.losses.discarded_events or s.losses.lost_packets)
+    )
+    if lost:
+        if doc["complete"]:
+            return [f"{what}: lost events ({s.losses}) yet the trace claims to be complete"]
+        return []
+    windows = ", ".join(
+        ("dump" if w.dump else "no dump")
+        + (f" ({' '.join(w.interference)})" if w.interference else "")
+        for w in s.windows
+    )
+    if any(w.interference for w in s.windows):
+        warnings.warn(f"{what}: sessions of others recorded the host's dumps: {windows}")
+        return []
+    if s.kind.expect == "exact" and all(w.dump for w in s.windows):
+        return exact_expectations(what, doc, s.windows, trace)
+    if s.kind.expect is not None and doc["complete"]:
+        return [f"{what} (windows: {windows}) cannot be exact, yet claims to be"]
+    return []
+
+
+def exact_expectations(what, doc, windows, trace):
+    """A session whose every window began with a dump of its own: exact from each dump on.
+
+    Events of a manager may come before its dump in a window (queries, which never trigger a
+    dump; calls already under way as the session started), so the analysis may call the trace
+    incomplete for that short while; but every window must dump every manager it sees that
+    existed before it, whole, and no manager may stay unknown to the end.
+    """
+    problems = []
+    events = read_events(trace)
+    for i, w in enumerate(windows):
+        mine = [e for e in events if w.start_ns <= e.ns <= w.stop_ns]
+        problems += [f"{what}, window {i + 1}: {p}" for p in dump_problems(mine)]
+    for process in doc["processes"]:
+        for m in process["managers"]:
+            if any(end >= doc["end_ns"] for _, end in m["unknown_windows"]):
+                problems.append(
+                    f"{what}: manager {m['manager_id']} ({m['name']}) stays unknown "
+                    f"to the end of the trace"
+                )
+    return problems
+
+
+def read_events(path):
+    """Every clrmemtrace event under a session's output, with its time on CLOCK_MONOTONIC.
+
+    LTTng-UST timestamps events with CLOCK_MONOTONIC, which is also Python's time.monotonic:
+    the events of a window lie between the times its start and stop were asked for.
+    """
+    import bt2
+
+    events = []
+    for folder, _ in process_traces(path):
+        for msg in bt2.TraceCollectionMessageIterator(str(folder)):
+            if not isinstance(msg, bt2._EventMessageConst):
+                continue
+            ev = msg.event
+            provider, _, name = ev.name.partition(":")
+            if provider != "clrmemtrace":
+                continue
+            fields = {
+                k: int(v)
+                for k, v in ev.payload_field.items()
+                if not isinstance(v, bt2._StringFieldConst)
+            }
+            events.append(Event(name, fields, {}, msg.default_clock_snapshot.value))
+    events.sort(key=lambda e: e.ns)
+    return events
+
+
+def compare_final(env, final, doc, host_final):
+    """The last session's map at its end against the host's final state."""
+    mapped = analyse(env, "map", "--json", "--at", f"@{doc['end_ns']}", final.output)
+    if mapped.returncode != 0:
+        return [f"the last session: map failed:\n{mapped.stderr[-2000:]}"]
+    document = json.loads(mapped.stdout)
+    processes = [p for p in document["processes"] if p["vpid"] == host_final["pid"]]
+    if len(processes) != 1:
+        return [f"the last session's map has {len(processes)} processes of pid {host_final['pid']}"]
+    problems = []
+    by_name = {m["name"]: m for m in processes[0]["managers"]}
+    for want in host_final["managers"]:
+        name = want["name"]
+        got = by_name.pop(name, None)
+        if got is None:
+            problems.append(f"the last session's map has no manager {name}")
+            continue
+        if not got["known"]:
+            problems.append(f"the last session does not know manager {name}'s state at its end")
+            continue
+        regions = [
+            {
+                "base": r["base"],
+                "allocation_base": r["allocation_base"],
+                "size": r["size"],
+                "state": STATES[r["state"]],
+                "protect": protection_name(r["protect"]),
+                "allocation_protect": protection_name(r["allocation_protect"]),
+            }
+            for r in want["regions"]
+        ]
+        keys = ("base", "allocation_base", "size", "state", "protect", "allocation_protect")
+        got_regions = [{k: r[k] for k in keys} for r in got["regions"]]
+        if got_regions != regions:
+            diff = first_difference(got_regions, regions)
+            problems.append(
+                f"manager {name}: the map's regions differ from the host's walk: {diff}"
+            )
+        heaps = sorted((h["live_blocks"], h["live_bytes"]) for h in got["heaps"])
+        want_heaps = sorted((h["live_blocks"], h["live_bytes"]) for h in want["heaps"])
+        if heaps != want_heaps:
+            problems.append(
+                f"manager {name}: heaps (blocks, bytes) {heaps}, the host's {want_heaps}"
+            )
+    # Managers released before the end hold nothing: the host released their memory first.
+    for name, m in by_name.items():
+        if name not in host_final["released"]:
+            problems.append(f"the last session's map has a manager {name!r} the host never had")
+        elif m["regions"] or m["heaps"]:
+            problems.append(f"manager {name}, released, still holds memory in the map")
+    return problems
+
+
+def first_difference(got, want):
+    for i, (a, b) in enumerate(zip(got, want)):
+        if a != b:
+            return f"run {i}: map {a}, host {b}"
+    return f"{len(got)} runs in the map, {len(want)} in the host's walk"
 
 
 # ---------- Whole dumps ----------
