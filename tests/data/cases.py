@@ -39,7 +39,7 @@ TRACES = list(MAP_AT)
 CHECK_FAILS = {"check-altered"}
 
 # Pairs compared with `diff`.
-DIFFS = [("late-start", "late-query"), ("leaks", "two-processes")]
+DIFFS = [("late-start", "late-query"), ("leaks", "two-processes"), ("rwx", "preload-mixed")]
 
 # Inputs that cannot be analysed, and the exit status each must give.
 BAD_INPUTS = {
