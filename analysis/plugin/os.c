@@ -861,6 +861,13 @@ static uint64_t os_protect(struct cmt_engine *e, struct cmt_manager *m, uint64_t
 	return covered;
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct os_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
 /*
  * The pieces of [lo, hi) no manager of the process holds, in os->free_r.
  * Returns their number.
@@ -899,16 +906,9 @@ static size_t unheld(struct cmt_engine *e, struct cmt_manager *v, uint64_t lo, u
 			}
 		}
 	}
-	for (k = 0; k < os->nheld; k++) {
-		size_t j;
-
-		/* Few ranges: insertion sort by start. */
-		for (j = k; j > 0 && os->held[j - 1].lo > os->held[j].lo; j--) {
-			struct os_range t = os->held[j];
-
-			os->held[j] = os->held[j - 1];
-			os->held[j - 1] = t;
-		}
+	if (os->nheld > 1) {
+		/* Each manager's are in order already; several managers' interleave. */
+		qsort(os->held, os->nheld, sizeof(*os->held), range_cmp);
 	}
 	for (k = 0; k < os->nheld; k++) {
 		if (os->held[k].lo > cursor &&
