@@ -22,7 +22,7 @@ static inline struct hostmalloc *impl_from_IHostMalloc(IHostMalloc *iface)
 
 static bool tracing(const struct hostmalloc *h)
 {
-	return h->manager->trace;
+	return h->trace;
 }
 
 static HRESULT STDMETHODCALLTYPE hostmalloc_QueryInterface(IHostMalloc *iface, REFIID riid,
@@ -172,26 +172,17 @@ static HRESULT wrapped_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCritica
 	return hr;
 }
 
-static HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLevel level,
-			const char *file, int line, void **ppMem)
+/* An allocation whose event is recorded, or any allocation of a decorating heap. */
+static __attribute__((noinline, cold)) HRESULT alloc_traced(struct hostmalloc *h, SIZE_T cbSize,
+							  EMemoryCriticalLevel level,
+							  const char *file, int line,
+							  void **ppMem)
 {
 	struct alloc_trace t;
 	HRESULT hr;
 
-	clrmemtrace__trace_sync();
 	if (h->inner) {
 		return wrapped_alloc(h, cbSize, level, file, line, false, ppMem);
-	}
-	if (likely(!tracing(h) || !CLRMEMTRACE_TRACE_ON(malloc_alloc))) {
-		if (!ppMem) {
-			return E_POINTER;
-		}
-		*ppMem = NULL;
-		if ((unsigned)level > (unsigned)eProcessCritical) {
-			return E_INVALIDARG;
-		}
-		return clrmemtrace__hresult(
-			clrmemtrace__heap_alloc(h->heap, cbSize, (int)level, ppMem, NULL, NULL));
 	}
 	t.t0 = clrmemtrace__now_ns();
 	t.ev = (struct ctev_malloc_alloc){
@@ -219,6 +210,28 @@ static HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLeve
 	t.ev.hr = hr;
 	emit_alloc(&t);
 	return hr;
+}
+
+/*
+ * The common case, an untraced allocation from our own heap, needs no frame:
+ * everything else is in alloc_traced.
+ */
+static inline HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLevel level,
+			       const char *file, int line, void **ppMem)
+{
+	clrmemtrace__trace_sync();
+	if (unlikely(h->inner != NULL) || unlikely(tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_alloc))) {
+		return alloc_traced(h, cbSize, level, file, line, ppMem);
+	}
+	if (!ppMem) {
+		return E_POINTER;
+	}
+	*ppMem = NULL;
+	if ((unsigned)level > (unsigned)eProcessCritical) {
+		return E_INVALIDARG;
+	}
+	return clrmemtrace__hresult(
+		clrmemtrace__heap_alloc(h->heap, cbSize, (int)level, ppMem, NULL, NULL));
 }
 
 static HRESULT STDMETHODCALLTYPE hostmalloc_Alloc(IHostMalloc *iface, SIZE_T cbSize,
@@ -298,23 +311,14 @@ static HRESULT wrapped_free(struct hostmalloc *h, void *pMem)
 	return hr;
 }
 
-static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
+/* A free whose event is recorded, or any free of a decorating heap. */
+static __attribute__((noinline, cold)) HRESULT free_traced(struct hostmalloc *h, void *pMem)
 {
-	struct hostmalloc *h = impl_from_IHostMalloc(iface);
 	struct free_trace t;
 	int err;
 
-	clrmemtrace__trace_sync();
 	if (h->inner) {
 		return wrapped_free(h, pMem);
-	}
-	if (likely(!tracing(h) || !CLRMEMTRACE_TRACE_ON(malloc_free))) {
-		if (!pMem) {
-			return S_OK; /* the CLR frees NULL (clr-hosting-api.md §1.11) */
-		}
-		/* Not a live block of this heap: refused, nothing changed. */
-		return clrmemtrace__heap_free(h->heap, pMem, NULL, NULL) ? HOST_E_INVALIDOPERATION
-									: S_OK;
 	}
 	t.t0 = clrmemtrace__now_ns();
 	t.ev = (struct ctev_malloc_free){
@@ -334,6 +338,21 @@ static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
 		return HOST_E_INVALIDOPERATION;
 	}
 	return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
+{
+	struct hostmalloc *h = impl_from_IHostMalloc(iface);
+
+	clrmemtrace__trace_sync();
+	if (unlikely(h->inner != NULL) || unlikely(tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_free))) {
+		return free_traced(h, pMem);
+	}
+	if (!pMem) {
+		return S_OK; /* the CLR frees NULL (clr-hosting-api.md §1.11) */
+	}
+	/* Not a live block of this heap: refused, nothing changed. */
+	return clrmemtrace__heap_free(h->heap, pMem, NULL, NULL) ? HOST_E_INVALIDOPERATION : S_OK;
 }
 
 /* ---------- Decorating: the live blocks of a wrapped heap ---------- */
@@ -486,6 +505,7 @@ HRESULT clrmemtrace__hostmalloc_create(struct hostmem *mgr, uint32_t malloc_type
 	h->id = clrmemtrace__next_id();
 	h->type = malloc_type;
 	h->manager = mgr;
+	h->trace = mgr->trace;
 	mgr->IHostMemoryManager_iface.lpVtbl->AddRef(&mgr->IHostMemoryManager_iface);
 	clrmemtrace_mutex_lock(&mgr->lock);
 	h->next = mgr->heaps;
@@ -531,6 +551,7 @@ HRESULT clrmemtrace__hostmalloc_wrap(struct hostmem *mgr, DWORD malloc_type, IHo
 	h->id = clrmemtrace__next_id();
 	h->type = malloc_type;
 	h->manager = mgr;
+	h->trace = mgr->trace;
 	h->inner = inner;
 	mgr->IHostMemoryManager_iface.lpVtbl->AddRef(&mgr->IHostMemoryManager_iface);
 	clrmemtrace_mutex_lock(&mgr->lock);

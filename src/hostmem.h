@@ -33,6 +33,7 @@ struct hostmalloc {
 	struct hostmem *manager;
 	struct heap *heap;
 	struct hostmalloc *next, *prev; /* the manager's heaps, under manager->lock */
+	bool trace;                     /* manager->trace, read on every call */
 	IHostMalloc *inner;             /* decorating: the heap calls go here */
 	struct blockset *live;          /* decorating: live blocks and their sizes */
 };
