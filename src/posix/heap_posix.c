@@ -10,7 +10,10 @@
  *   blocks get a mapping of their own.
  * - Every span is registered in a process-wide RCU granule map, so Free can
  *   tell, without touching memory that may be unmapped, whether a pointer is
- *   in a span at all, of which heap, and whether it starts a live block.
+ *   in a span at all, of which heap, and whether it starts a live block. The
+ *   map's entry carries the heap's tag and the span's class beside the span's
+ *   address, and a class's layout is the same in every span, so the fast
+ *   paths never read the span header.
  * - Each thread keeps, per heap it uses, a cache of free blocks per class
  *   (like glibc's tcache): Alloc pops from it, Free pushes to it, and only
  *   refills and overflows take the heap's lock, a batch at a time.
@@ -43,6 +46,7 @@
 #define CACHE_CAP 64u  /* blocks per class in a thread cache */
 #define CACHE_MOVE 32u /* blocks moved per refill or flush */
 #define TLS_HEAPS 4u   /* heaps a thread caches for at once */
+#define META_OFF 128u  /* the per-block words, after the header */
 
 enum span_kind { SPAN_SMALL = 1, SPAN_LARGE = 2 };
 
@@ -67,7 +71,22 @@ struct span {
 
 #define META_LIVE 0x8000u
 
+_Static_assert(sizeof(struct span) <= META_OFF, "span header fits before the block words");
 _Static_assert(sizeof(struct span) <= LARGE_HEADER, "span header fits before a large block");
+
+/*
+ * A span's entry in the granule map: the span's address (64 KiB-aligned),
+ * its heap's tag in bits 7-15 and, for a small span, its class + 1 in bits
+ * 1-6 (0 for a large span). Bit 0 is the map's own and stays clear.
+ */
+#define ENTRY_CLASS_SHIFT 1u
+#define ENTRY_CLASS_MASK ((uintptr_t)0x3f << ENTRY_CLASS_SHIFT)
+#define ENTRY_TAG_SHIFT 7u
+#define ENTRY_TAG_MASK ((uintptr_t)0x1ff << ENTRY_TAG_SHIFT)
+#define NTAGS 512u /* tag 0: none, for heaps beyond the 511th, which check the header */
+
+_Static_assert(NCLASSES + 1 <= 0x3f, "a class fits in an entry");
+_Static_assert(ENTRY_TAG_MASK < SPAN_SIZE, "an entry's bits fit below the span's address");
 
 struct bin {
 	uint32_t count;
@@ -83,6 +102,7 @@ struct tcache {
 
 struct heap {
 	uint64_t id;
+	uintptr_t tag; /* in an entry's place (ENTRY_TAG_MASK); 1 (matches none) when untagged */
 	uint32_t type;
 	int prot;
 	pthread_mutex_t lock; /* spans, partial lists, the tcache list, heap_stats */
@@ -107,8 +127,9 @@ static const uint32_t class_size[NCLASSES] = {
 	2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
+/* Per class: the first block's offset in a span, and the last block's from the first. */
 static struct {
-	uint32_t nblocks, first, recip;
+	uint32_t size, recip, first, last;
 } class_layout[NCLASSES];
 
 static struct addrmap span_map;
@@ -118,6 +139,8 @@ static pthread_mutex_t span_map_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heap *registry;
 static uint64_t last_heap_id;
+static uint32_t tags_used[NTAGS / 32]; /* registry_lock; tag 0 is never handed out */
+static unsigned next_tag;              /* registry_lock: tags are handed out in turn */
 
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
 static int heap_init_error;
@@ -139,26 +162,34 @@ static inline unsigned class_of(size_t size)
 	return 16 + (b - 8) * 4 + (unsigned)((s >> (b - 2)) & 3);
 }
 
+/* The layout of each class: as many blocks as fit after the header and their words. */
 static void compute_layouts(void)
 {
 	unsigned c;
 
 	for (c = 0; c < NCLASSES; c++) {
 		uint32_t bs = class_size[c];
-		uint32_t n = (uint32_t)((SPAN_SIZE - sizeof(struct span)) / (bs + 2));
+		uint32_t n = (uint32_t)((SPAN_SIZE - META_OFF) / (bs + 2));
 		uint32_t first;
 
 		for (;;) {
-			first = (uint32_t)((sizeof(struct span) + (size_t)n * 2 + 15) & ~(size_t)15);
+			first = (uint32_t)((META_OFF + (size_t)n * 2 + 15) & ~(size_t)15);
 			if (first + (size_t)n * bs <= SPAN_SIZE) {
 				break;
 			}
 			n--;
 		}
-		class_layout[c].nblocks = n;
+		class_layout[c].size = bs;
 		class_layout[c].first = first;
+		class_layout[c].last = (n - 1) * bs;
 		class_layout[c].recip = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
 	}
+}
+
+/* The per-block words of the small span at base. */
+static inline uint16_t *meta_of(uintptr_t base)
+{
+	return (uint16_t *)(base + META_OFF);
 }
 
 static void thread_exit(void *arg);
@@ -196,6 +227,12 @@ static inline uint32_t block_index(const struct span *s, uintptr_t p)
 	return i < s->nblocks && (uintptr_t)i * s->block_size == off ? i : UINT32_MAX;
 }
 
+/* The span of a granule map entry (NULL for none). */
+static inline struct span *span_of_entry(void *entry)
+{
+	return (struct span *)((uintptr_t)entry & SPAN_MASK);
+}
+
 static void span_unmap_rcu(struct rcu_head *head)
 {
 	struct span *s = container_of(head, struct span, rcu);
@@ -207,6 +244,7 @@ static void span_unmap_rcu(struct rcu_head *head)
 static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, size_t map_len,
 			     int level, int *errp)
 {
+	uintptr_t entry;
 	struct span *s;
 	void *p;
 	int err;
@@ -231,16 +269,19 @@ static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, 
 	s->cls = (uint8_t)cls;
 	s->heap = h;
 	s->map_len = map_len;
+	entry = (uintptr_t)s | (h->tag & ENTRY_TAG_MASK);
 	if (kind == SPAN_SMALL) {
 		s->block_size = class_size[cls];
-		s->nblocks = class_layout[cls].nblocks;
 		s->first = class_layout[cls].first;
+		s->nblocks = class_layout[cls].last / s->block_size + 1;
 		s->recip = class_layout[cls].recip;
 		s->nfree = s->nblocks;
-		s->meta = (uint16_t *)(s + 1);
+		s->meta = meta_of((uintptr_t)s);
+		entry |= (uintptr_t)(cls + 1) << ENTRY_CLASS_SHIFT;
 	}
 	pthread_mutex_lock(&span_map_lock);
-	err = clrmemtrace__addrmap_insert(&span_map, (uintptr_t)s, (uintptr_t)s + map_len, s);
+	err = clrmemtrace__addrmap_insert(&span_map, (uintptr_t)s, (uintptr_t)s + map_len,
+					  (void *)entry);
 	pthread_mutex_unlock(&span_map_lock);
 	if (err) {
 		/* A free may have glimpsed the span: unmap it after readers. */
@@ -492,6 +533,36 @@ static inline struct tcache *cache_of(struct heap *h)
 
 /* ---------- Heap ---------- */
 
+/*
+ * A tag no live heap has, in an entry's place, or 1 (which no entry matches)
+ * when all are taken; registry_lock held. Tags go round, so a freed one is
+ * the last to be handed out again.
+ */
+static uintptr_t tag_take(void)
+{
+	unsigned i, t;
+
+	for (i = 0; i < NTAGS; i++) {
+		t = (next_tag + i) % NTAGS;
+		if (t && !(tags_used[t / 32] & (1u << (t % 32)))) {
+			tags_used[t / 32] |= 1u << (t % 32);
+			next_tag = t + 1;
+			return (uintptr_t)t << ENTRY_TAG_SHIFT;
+		}
+	}
+	return 1;
+}
+
+/* registry_lock held; the heap's spans are out of the map. */
+static void tag_put(uintptr_t tag)
+{
+	unsigned t = (unsigned)(tag >> ENTRY_TAG_SHIFT);
+
+	if (tag != 1) {
+		tags_used[t / 32] &= ~(1u << (t % 32));
+	}
+}
+
 int clrmemtrace__heap_create(uint32_t malloc_type, struct policy *policy, struct heap **out)
 {
 	struct heap *h;
@@ -509,6 +580,7 @@ int clrmemtrace__heap_create(uint32_t malloc_type, struct policy *policy, struct
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_lock(&registry_lock);
 	h->id = ++last_heap_id;
+	h->tag = tag_take();
 	h->reg_next = registry;
 	registry = h;
 	pthread_mutex_unlock(&registry_lock);
@@ -543,6 +615,9 @@ void clrmemtrace__heap_destroy(struct heap *h)
 		span_retire(h, h->all);
 	}
 	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_lock(&registry_lock);
+	tag_put(h->tag);
+	pthread_mutex_unlock(&registry_lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -633,16 +708,18 @@ int clrmemtrace__heap_alloc(struct heap *h, size_t size, int level, void **out, 
 
 	/* Every other case is a tail call, so this path saves no registers. */
 	if (likely(tc && size <= SMALL_MAX && !fn)) {
-		struct bin *bin = &tc->bins[class_of(size)];
+		unsigned c = class_of(size);
+		struct bin *bin = &tc->bins[c];
 
 		if (likely(bin->count)) {
 			void *b = bin->blocks[--bin->count];
-			struct span *s = (struct span *)((uintptr_t)b & SPAN_MASK);
-			/* A cached block is a valid block start: no checks needed. */
-			uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)b - (uintptr_t)s - s->first) *
-						s->recip) >> 32);
+			uintptr_t base = (uintptr_t)b & SPAN_MASK;
+			/* A cached block starts a block of class c: no checks, and no header read. */
+			uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)b - base - class_layout[c].first) *
+						 class_layout[c].recip) >> 32);
 
-			__atomic_store_n(&s->meta[i], (uint16_t)(META_LIVE | size), __ATOMIC_RELEASE);
+			__atomic_store_n(&meta_of(base)[i], (uint16_t)(META_LIVE | size),
+					 __ATOMIC_RELEASE);
 			*out = b;
 			return 0;
 		}
@@ -694,7 +771,7 @@ static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_b
 	int err;
 
 	rcu_lock();
-	s = clrmemtrace__addrmap_lookup(&span_map, p);
+	s = span_of_entry(clrmemtrace__addrmap_lookup(&span_map, p));
 	if (!s || s->heap != h) {
 		rcu_unlock();
 		return ERROR_INVALID_ADDRESS;
@@ -736,33 +813,47 @@ static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_b
 	return 0;
 }
 
+/*
+ * The untraced free of a small block by a thread with a cache: the map's
+ * entry says whether the span is this heap's and of which class, and the
+ * class's layout where its blocks and their words are; the span header is
+ * not read.
+ */
 int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ctx)
 {
-	uintptr_t p = (uintptr_t)ptr;
+	uintptr_t p = (uintptr_t)ptr, entry, base, off;
 	struct tcache *tc = cache_hit(h);
-	struct span *s;
 	struct bin *bin;
+	uint16_t *meta;
+	unsigned c;
 	uint32_t i;
-	uint16_t meta;
 
 	if (unlikely(!tc || fn)) {
 		return free_slow(h, ptr, fn, ctx);
 	}
 	rcu_lock();
-	s = clrmemtrace__addrmap_lookup(&span_map, p);
-	if (unlikely(!s || s->heap != h || s->kind != SPAN_SMALL)) {
+	entry = (uintptr_t)clrmemtrace__addrmap_lookup(&span_map, p);
+	c = (unsigned)((entry & ENTRY_CLASS_MASK) >> ENTRY_CLASS_SHIFT) - 1u;
+	if (unlikely((entry & ENTRY_TAG_MASK) != h->tag || c >= NCLASSES)) {
+		/* Not in a span, another heap's, a large block's, or this heap untagged. */
 		rcu_unlock();
 		return free_slow(h, ptr, fn, ctx);
 	}
-	i = block_index(s, p);
-	if (unlikely(i == UINT32_MAX ||
-		     !((meta = __atomic_load_n(&s->meta[i], __ATOMIC_ACQUIRE)) & META_LIVE))) {
+	base = entry & SPAN_MASK;
+	off = p - base - class_layout[c].first; /* wraps when p is before the blocks */
+	i = (uint32_t)(((uint64_t)off * class_layout[c].recip) >> 32);
+	if (unlikely(off > class_layout[c].last || (uintptr_t)i * class_layout[c].size != off)) {
 		rcu_unlock();
-		return ERROR_INVALID_ADDRESS; /* interior pointer, never allocated, or freed already */
+		return ERROR_INVALID_ADDRESS; /* not the start of a block */
 	}
-	__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
-	bin = &tc->bins[s->cls];
+	meta = &meta_of(base)[i];
+	if (unlikely(!(__atomic_load_n(meta, __ATOMIC_ACQUIRE) & META_LIVE))) {
+		rcu_unlock();
+		return ERROR_INVALID_ADDRESS; /* never allocated, or freed already */
+	}
+	__atomic_store_n(meta, 0, __ATOMIC_RELEASE);
 	rcu_unlock();
+	bin = &tc->bins[c];
 	if (unlikely(bin->count == CACHE_CAP)) {
 		bin_overflow(h, bin);
 	}
