@@ -758,6 +758,14 @@ static __attribute__((noinline)) void bin_overflow(struct heap *h, struct bin *b
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* bin_overflow, then ptr goes into the bin; out of line, so the caller needs no frame. */
+static __attribute__((noinline)) int bin_overflow_push(struct heap *h, struct bin *bin, void *ptr)
+{
+	bin_overflow(h, bin);
+	bin->blocks[bin->count++] = ptr;
+	return 0;
+}
+
 /* Everything but an untraced free of a small block by a thread with a cache. */
 static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_block_fn fn,
 					       void *ctx)
@@ -828,7 +836,7 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 	unsigned c;
 	uint32_t i;
 
-	if (unlikely(!tc || fn)) {
+	if (unlikely(!tc || fn || !rcu_registered())) {
 		return free_slow(h, ptr, fn, ctx);
 	}
 	rcu_lock();
@@ -855,7 +863,7 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 	rcu_unlock();
 	bin = &tc->bins[c];
 	if (unlikely(bin->count == CACHE_CAP)) {
-		bin_overflow(h, bin);
+		return bin_overflow_push(h, bin, ptr);
 	}
 	bin->blocks[bin->count++] = ptr;
 	return 0;

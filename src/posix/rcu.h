@@ -11,6 +11,8 @@
 
 #include <urcu/urcu-bp.h>
 
+#include <stdbool.h>
+
 static inline void rcu_lock(void)
 {
 	urcu_bp_read_lock();
@@ -20,6 +22,18 @@ static inline void rcu_unlock(void)
 {
 	urcu_bp_read_unlock();
 }
+
+#ifdef _LGPL_SOURCE
+/*
+ * Whether this thread is registered with liburcu-bp already, so that
+ * rcu_lock calls nothing: a fast path that checks this first and leaves
+ * the first section of a thread to its slow path needs no frame of its own.
+ */
+static inline bool rcu_registered(void)
+{
+	return URCU_TLS(urcu_bp_reader) != NULL;
+}
+#endif
 
 /* Loads a pointer published with rcu_publish (consume ordering). */
 #define rcu_load(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
