@@ -47,6 +47,7 @@
 #define CACHE_MOVE 32u /* blocks moved per refill or flush */
 #define TLS_HEAPS 4u   /* heaps a thread caches for at once */
 #define META_OFF 128u  /* the per-block words, after the header */
+#define RECENT 64u     /* a heap's recently used small spans, by granule */
 
 enum span_kind { SPAN_SMALL = 1, SPAN_LARGE = 2 };
 
@@ -67,6 +68,7 @@ struct span {
 	void *free_list;   /* free blocks not in any thread cache */
 	uint64_t large_size;
 	uint16_t *meta;    /* per block: 0 when free, META_LIVE | requested size when live */
+	uintptr_t entry;   /* the span's entry in the granule map */
 };
 
 #define META_LIVE 0x8000u
@@ -103,6 +105,13 @@ struct tcache {
 struct heap {
 	uint64_t id;
 	uintptr_t tag; /* in an entry's place (ENTRY_TAG_MASK); 1 (matches none) when untagged */
+	/*
+	 * Map entries of small spans of this heap that gave out blocks lately,
+	 * at their granule number modulo RECENT, or 0: a free finds its span
+	 * here with one load, or else in the map. Written under the lock and
+	 * cleared before a span is retired (see span_retire).
+	 */
+	uintptr_t recent[RECENT];
 	uint32_t type;
 	int prot;
 	pthread_mutex_t lock; /* spans, partial lists, the tcache list, heap_stats */
@@ -279,6 +288,7 @@ static struct span *span_new(struct heap *h, enum span_kind kind, unsigned cls, 
 		s->meta = meta_of((uintptr_t)s);
 		entry |= (uintptr_t)(cls + 1) << ENTRY_CLASS_SHIFT;
 	}
+	s->entry = entry;
 	pthread_mutex_lock(&span_map_lock);
 	err = clrmemtrace__addrmap_insert(&span_map, (uintptr_t)s, (uintptr_t)s + map_len,
 					  (void *)entry);
@@ -327,11 +337,25 @@ static void partial_remove(struct heap *h, struct span *s)
 	s->in_partial = 0;
 }
 
-/* Unregisters a span and unmaps it after readers are done; heap lock held. */
+static inline uintptr_t *recent_slot(struct heap *h, uintptr_t p)
+{
+	return &h->recent[(p / SPAN_SIZE) % RECENT];
+}
+
+/*
+ * Unregisters a span and unmaps it after readers are done; heap lock held.
+ * A free that found the span in the map or among the recent ones did so in
+ * a read-side section begun before rcu_defer, so the span outlives it.
+ */
 static void span_retire(struct heap *h, struct span *s)
 {
+	uintptr_t *slot = recent_slot(h, (uintptr_t)s);
+
 	if (s->in_partial) {
 		partial_remove(h, s);
+	}
+	if (*slot == s->entry) {
+		__atomic_store_n(slot, 0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_lock(&span_map_lock);
 	clrmemtrace__addrmap_remove(&span_map, (uintptr_t)s, (uintptr_t)s + s->map_len);
@@ -386,6 +410,8 @@ static uint32_t span_take(struct heap *h, unsigned c, void **out, uint32_t n, in
 			}
 			partial_push(h, s);
 		}
+		/* The heap lock orders this with span_retire's clearing. */
+		__atomic_store_n(recent_slot(h, (uintptr_t)s), s->entry, __ATOMIC_RELEASE);
 		while (got < n && s->nfree) {
 			void *b;
 
@@ -840,12 +866,19 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 		return free_slow(h, ptr, fn, ctx);
 	}
 	rcu_lock();
-	entry = (uintptr_t)clrmemtrace__addrmap_lookup(&span_map, p);
+	entry = __atomic_load_n(recent_slot(h, p), __ATOMIC_ACQUIRE);
+	if (unlikely((entry ^ p) & SPAN_MASK)) {
+		entry = (uintptr_t)clrmemtrace__addrmap_lookup(&span_map, p);
+		if (unlikely((entry & ENTRY_TAG_MASK) != h->tag)) {
+			/* Not in a span, another heap's, or this heap is untagged. */
+			rcu_unlock();
+			return free_slow(h, ptr, fn, ctx);
+		}
+	}
 	c = (unsigned)((entry & ENTRY_CLASS_MASK) >> ENTRY_CLASS_SHIFT) - 1u;
-	if (unlikely((entry & ENTRY_TAG_MASK) != h->tag || c >= NCLASSES)) {
-		/* Not in a span, another heap's, a large block's, or this heap untagged. */
+	if (unlikely(c >= NCLASSES)) {
 		rcu_unlock();
-		return free_slow(h, ptr, fn, ctx);
+		return free_slow(h, ptr, fn, ctx); /* a large block */
 	}
 	base = entry & SPAN_MASK;
 	off = p - base - class_layout[c].first; /* wraps when p is before the blocks */
