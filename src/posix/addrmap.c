@@ -149,6 +149,37 @@ void clrmemtrace__addrmap_fini(struct addrmap *m)
 	}
 }
 
+/* Leaf: one entry per granule, entries i..last each wholly covered. */
+static void leaf_fill(struct addrmap *m, struct addrmap_node *n, uintptr_t i, uintptr_t last,
+		      void *value)
+{
+	if (n->used == 0) {
+		m->empty_nodes--;
+	}
+	n->used += (uint32_t)(last - i + 1);
+	for (; i <= last; i++) {
+		store_slot(n, i, (uintptr_t)value);
+	}
+}
+
+static void leaf_clear(struct addrmap *m, struct addrmap_node *n, uintptr_t i, uintptr_t last)
+{
+	uint32_t cleared = 0;
+
+	for (; i <= last; i++) {
+		if (n->slot[i]) {
+			store_slot(n, i, 0);
+			cleared++;
+		}
+	}
+	if (cleared) {
+		n->used -= cleared;
+		if (n->used == 0) {
+			m->empty_nodes++;
+		}
+	}
+}
+
 /*
  * Stores value in the entries of node n (covering granules from `first`)
  * for [gb, ge), creating child nodes on the way. On failure some entries
@@ -162,14 +193,7 @@ static int walk_insert(struct addrmap *m, struct addrmap_node *n, uintptr_t firs
 	uintptr_t i = (gb - first) >> shift, last = (ge - 1 - first) >> shift;
 
 	if (n->level == LEVELS - 1) {
-		/* Leaf: one entry per granule, each wholly covered. */
-		if (n->used == 0) {
-			m->empty_nodes--;
-		}
-		n->used += (uint32_t)(last - i + 1);
-		for (; i <= last; i++) {
-			store_slot(n, i, (uintptr_t)value);
-		}
+		leaf_fill(m, n, i, last, value);
 		return 0;
 	}
 	for (; i <= last; i++) {
@@ -212,20 +236,7 @@ static void walk_remove(struct addrmap *m, struct addrmap_node *n, uintptr_t fir
 	uintptr_t span = (uintptr_t)1 << shift;
 
 	if (n->level == LEVELS - 1) {
-		uint32_t cleared = 0;
-
-		for (; i <= last; i++) {
-			if (n->slot[i]) {
-				store_slot(n, i, 0);
-				cleared++;
-			}
-		}
-		if (cleared) {
-			n->used -= cleared;
-			if (n->used == 0) {
-				m->empty_nodes++;
-			}
-		}
+		leaf_clear(m, n, i, last);
 		return;
 	}
 	for (; i <= last; i++) {
@@ -268,14 +279,43 @@ static void prune(struct addrmap *m, struct addrmap_node *n)
 
 #define PRUNE_THRESHOLD 64
 
+/*
+ * Writers: the leaf holding the entries of granules [gb, ge) when they all
+ * lie under one leaf that exists already (the common case: objects smaller
+ * than a leaf's 64 MiB, next to others), else NULL. The walks would end in
+ * that leaf too, at greater cost.
+ */
+static struct addrmap_node *one_leaf(const struct addrmap *m, uintptr_t gb, uintptr_t ge)
+{
+	uintptr_t e;
+
+	if (gb >> LEAF_BITS != (ge - 1) >> LEAF_BITS) {
+		return NULL;
+	}
+	e = m->root->slot[gb >> (LEAF_BITS + MID_BITS)];
+	if (!is_node(e)) {
+		return NULL;
+	}
+	e = as_node(e)->slot[(gb >> LEAF_BITS) & ((1u << MID_BITS) - 1)];
+	return is_node(e) ? as_node(e) : NULL;
+}
+
 int clrmemtrace__addrmap_insert(struct addrmap *m, uintptr_t base, uintptr_t end, void *value)
 {
 	uintptr_t gb = base >> GRANULE_SHIFT;
 	uintptr_t ge = (end + CLRMEMTRACE_GRANULARITY - 1) >> GRANULE_SHIFT;
+	struct addrmap_node *leaf;
 	int err;
 
 	if (ge > total_granules() || gb >= ge || ((uintptr_t)value & 1u)) {
 		return ERROR_INVALID_PARAMETER;
+	}
+	leaf = one_leaf(m, gb, ge);
+	if (leaf) {
+		uintptr_t i = gb & ((1u << LEAF_BITS) - 1);
+
+		leaf_fill(m, leaf, i, i + (ge - gb) - 1, value);
+		return 0;
 	}
 	err = walk_insert(m, m->root, 0, gb, ge, value);
 	if (err) {
@@ -290,11 +330,19 @@ void clrmemtrace__addrmap_remove(struct addrmap *m, uintptr_t base, uintptr_t en
 {
 	uintptr_t gb = base >> GRANULE_SHIFT;
 	uintptr_t ge = (end + CLRMEMTRACE_GRANULARITY - 1) >> GRANULE_SHIFT;
+	struct addrmap_node *leaf;
 
 	if (ge > total_granules() || gb >= ge) {
 		return;
 	}
-	walk_remove(m, m->root, 0, gb, ge);
+	leaf = one_leaf(m, gb, ge);
+	if (leaf) {
+		uintptr_t i = gb & ((1u << LEAF_BITS) - 1);
+
+		leaf_clear(m, leaf, i, i + (ge - gb) - 1);
+	} else {
+		walk_remove(m, m->root, 0, gb, ge);
+	}
 	if (m->empty_nodes > PRUNE_THRESHOLD) {
 		prune(m, m->root);
 	}
