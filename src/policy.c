@@ -156,7 +156,9 @@ static void maybe_kick(struct policy *p, uint64_t committed)
 {
 	uint32_t z = zone(p, committed);
 
-	if (z != __atomic_exchange_n(&p->last_zone, z, __ATOMIC_RELAXED) && p->kick) {
+	/* Read first: the zone seldom changes, and an exchange is a locked instruction. */
+	if (z != __atomic_load_n(&p->last_zone, __ATOMIC_RELAXED) &&
+	    z != __atomic_exchange_n(&p->last_zone, z, __ATOMIC_RELAXED) && p->kick) {
 		p->kick(p->kick_ctx);
 	}
 }
@@ -211,9 +213,15 @@ int clrmemtrace__policy_charge(struct policy *p, uint64_t commit, uint64_t reser
 
 void clrmemtrace__policy_uncharge(struct policy *p, uint64_t commit, uint64_t reserve)
 {
-	uint64_t c = __atomic_sub_fetch(&p->committed, commit, __ATOMIC_RELAXED);
+	uint64_t c = 0;
 
-	__atomic_sub_fetch(&p->reserved, reserve, __ATOMIC_RELAXED);
+	/* Nothing to give back touches nothing: a release of decommitted pages, a decommit. */
+	if (commit) {
+		c = __atomic_sub_fetch(&p->committed, commit, __ATOMIC_RELAXED);
+	}
+	if (reserve) {
+		__atomic_sub_fetch(&p->reserved, reserve, __ATOMIC_RELAXED);
+	}
 	if (commit) {
 		maybe_kick(p, c);
 	}
