@@ -364,6 +364,22 @@ static struct ev_handler *get_handler(struct analysis *a, const bt_event_class *
 
 /* ---------- Messages ---------- */
 
+/*
+ * A clock snapshot's time in ns from its clock's origin; false when it does
+ * not fit in 64 bits. Babeltrace2 then also sets an error on the current
+ * thread, which must not outlive this call: the library aborts at the next
+ * API call made with an error set (the source's next packet, say).
+ */
+static bool ns_from_origin(const bt_clock_snapshot *cs, int64_t *ns)
+{
+	if (bt_clock_snapshot_get_ns_from_origin(cs, ns) ==
+	    BT_CLOCK_SNAPSHOT_GET_NS_FROM_ORIGIN_STATUS_OK) {
+		return true;
+	}
+	bt_current_thread_clear_error();
+	return false;
+}
+
 static uint64_t read_uint(const bt_field *f, bool is_signed)
 {
 	return is_signed ? (uint64_t)bt_field_integer_signed_get_value(f)
@@ -401,8 +417,7 @@ static int handle_event(struct analysis *a, const bt_message *msg)
 			bt_message_event_borrow_default_clock_snapshot_const(msg);
 		int64_t ns;
 
-		if (bt_clock_snapshot_get_ns_from_origin(cs, &ns) ==
-		    BT_CLOCK_SNAPSHOT_GET_NS_FROM_ORIGIN_STATUS_OK) {
+		if (ns_from_origin(cs, &ns)) {
 			ev->time_ns = ns;
 			ev->has_time = true;
 		}
@@ -497,8 +512,7 @@ static void handle_discarded(struct analysis *a, const bt_message *msg, bool pac
 		}
 		avail = bt_message_discarded_events_get_count(msg, &count);
 	}
-	if (cs && bt_clock_snapshot_get_ns_from_origin(cs, &ns) ==
-			  BT_CLOCK_SNAPSHOT_GET_NS_FROM_ORIGIN_STATUS_OK) {
+	if (cs && ns_from_origin(cs, &ns)) {
 		has_time = true;
 	}
 	CMT_LOGI(a, "Discarded %s: count=%" PRIu64 ", count-known=%d, begin-ns=%" PRId64,

@@ -324,6 +324,9 @@ void cmt_check_query(struct cmt_engine *e, struct cmt_manager *m, const struct c
 	q.got.mem_type = (uint32_t)ev->f[CMT_F_MEM_TYPE];
 	if (!m->known || q.seq_before > q.seq_after) {
 		e->q_unverifiable++;
+		if (m->awaiting) {
+			e->q_before_dump++;
+		}
 		return;
 	}
 	if (q.seq_after > m->seq) {

@@ -387,8 +387,19 @@ static void close_window(struct cmt_manager *m, int64_t t)
 	}
 	m->window_open = false;
 	if (m->nwindows && m->windows[m->nwindows - 1].end_ns == INT64_MIN) {
-		m->windows[m->nwindows - 1].end_ns = t;
+		struct cmt_window *w = &m->windows[m->nwindows - 1];
+
+		/* A notice can be later than the events after it (or without time). */
+		w->end_ns = t < w->begin_ns ? w->begin_ns : t;
 	}
+}
+
+static void drop_dump(struct cmt_manager *m)
+{
+	m->dump.active = false;
+	m->dump.n = 0;
+	m->dump.nblocks = 0;
+	cmt_heap_dump_dropped(m);
 }
 
 void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uint32_t reason)
@@ -400,9 +411,7 @@ void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uin
 	}
 	if ((reason & CMT_R_DISCARDED) && m->dump.active) {
 		/* The dump itself may have lost events: wait for the next one. */
-		m->dump.active = false;
-		m->dump.n = 0;
-		m->dump.nblocks = 0;
+		drop_dump(m);
 	}
 	if (m->known) {
 		m->known = false;
@@ -500,12 +509,43 @@ static struct cmt_manager *get_manager(struct cmt_engine *e, struct cmt_process 
 	}
 	p->nmanagers++;
 	p->last = m;
-	if (ev->type != CMT_EV_MANAGER_CREATE && ev->type != CMT_EV_STATEDUMP_BEGIN) {
-		/* Its state before this event is unknown: it waits for a state dump. */
-		m->reasons |= CMT_R_FIRST_SEEN_LATE;
-		open_window(e, m, e->now);
+	if (ev->type != CMT_EV_MANAGER_CREATE) {
+		/*
+		 * Not seen from its creation: it is observed from its first dump on
+		 * (analysis/README.md, "Managers first seen before their dump"). A
+		 * lost-events notice before then still concerns it.
+		 */
+		m->awaiting = true;
+		m->late = ev->type != CMT_EV_STATEDUMP_BEGIN;
+		m->first_ns = e->now;
+		cmt_expose(e, m);
 	}
 	return m;
+}
+
+/*
+ * A manager whose first dump never came (before the trace ended at `t`, or a
+ * new lifetime began): its state was unknown all along.
+ */
+static void never_dumped(struct cmt_engine *e, struct cmt_manager *m, int64_t t, bool ended)
+{
+	m->awaiting = false;
+	m->reasons |= m->late ? CMT_R_FIRST_SEEN_LATE : CMT_R_DUMP_UNFINISHED;
+	open_window(e, m, m->first_ns);
+	if (!ended) {
+		close_window(m, t);
+	}
+}
+
+/* Events of a manager awaiting its first dump were lost: its calls may be missing. */
+static void awaiting_lost(struct cmt_engine *e, struct cmt_manager *m)
+{
+	m->reasons |= CMT_R_DISCARDED;
+	if (m->dump.active) {
+		drop_dump(m);
+	}
+	/* All it held were the heaps its dropped dump's events made. */
+	cmt_heap_destroy_all(e, m);
 }
 
 static void manager_destroy(struct cmt_engine *e, struct cmt_manager *m)
@@ -515,6 +555,7 @@ static void manager_destroy(struct cmt_engine *e, struct cmt_manager *m)
 	cmt_check_fini(m);
 	cmt_heap_fini(m);
 	cmt_map_fini(&m->released);
+	cmt_map_fini(&m->dump_destroyed);
 	free(m->by_protect);
 	free(m->windows);
 	free(m->dump.regions);
@@ -536,15 +577,17 @@ static uint32_t page_shift(uint64_t page_size)
 static void on_manager_create(struct cmt_engine *e, struct cmt_manager *m,
 			      const struct cmt_event *ev)
 {
-	if (m->known || m->v.regions || m->heaps.count || m->window_open) {
+	if (m->awaiting) {
+		/* Events of an earlier lifetime (the process ran exec), never dumped. */
+		never_dumped(e, m, e->now, false);
+	}
+	if (m->known || m->v.regions || m->heaps.count || m->window_open || m->dump.active) {
 		/* A new lifetime with the same id (the process ran exec): start over. */
 		cmt_vm_drop_all(e, m);
 		cmt_heap_destroy_all(e, m);
 		cmt_check_abandon(e, m);
 		cmt_vm_history_clear(m);
-		m->dump.active = false;
-		m->dump.n = 0;
-		m->dump.nblocks = 0;
+		drop_dump(m);
 	}
 	m->destroyed = false;
 	m->shift = (ev->present & (UINT64_C(1) << CMT_F_PAGE_SIZE))
@@ -887,7 +930,11 @@ void cmt_engine_discarded(struct cmt_engine *e, bool packets, bool has_count, ui
 		next = m->exposed_next;
 		m->exposed = false;
 		m->exposed_next = NULL;
-		cmt_set_unknown(e, m, t, CMT_R_DISCARDED);
+		if (m->awaiting) {
+			awaiting_lost(e, m);
+		} else {
+			cmt_set_unknown(e, m, t, CMT_R_DISCARDED);
+		}
 	}
 	e->exposed = NULL;
 }
@@ -916,6 +963,9 @@ void cmt_engine_finish(struct cmt_engine *e)
 			if (m->dump.active) {
 				m->reasons |= CMT_R_DUMP_UNFINISHED;
 				m->dump.active = false;
+			}
+			if (m->awaiting) {
+				never_dumped(e, m, e->end_ns, true);
 			}
 		}
 	}

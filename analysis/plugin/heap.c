@@ -234,10 +234,13 @@ static struct cmt_heap *get_heap(struct cmt_engine *e, struct cmt_manager *m, ui
 	struct cmt_heap *h = m->last_heap;
 
 	if (h && h->id == id) {
+		h->listed_gen = 0;
 		return h;
 	}
 	h = cmt_map_get(&m->heaps, id);
-	if (!h) {
+	if (h) {
+		h->listed_gen = 0;
+	} else {
 		h = calloc(1, sizeof(*h));
 		if (!h) {
 			cmt_fail(e);
@@ -254,7 +257,8 @@ static struct cmt_heap *get_heap(struct cmt_engine *e, struct cmt_manager *m, ui
 		e->heaps++;
 		if (known) {
 			set_heap_known(e, h);
-		} else {
+		} else if (!m->dump.active) {
+			/* During a dump, its end says: listed, known; not listed, gone. */
 			m->reasons |= CMT_R_HEAP_UNKNOWN;
 		}
 	}
@@ -398,10 +402,15 @@ static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
 	size_t i;
 
 	for (i = 0; i < d->nblocks; i++) {
-		struct cmt_heap *h = get_heap(e, m, d->blocks[i].heap_id, true);
+		struct cmt_heap *h;
 		struct cmt_block *b;
 		uint32_t site = 0;
 
+		if (cmt_map_get(&m->dump_destroyed, d->blocks[i].heap_id)) {
+			/* Released during the dump: its blocks went with it. */
+			continue;
+		}
+		h = get_heap(e, m, d->blocks[i].heap_id, true);
 		if (!h) {
 			return;
 		}
@@ -421,10 +430,44 @@ static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
 	}
 }
 
+/*
+ * A heap call of a manager awaiting its first dump: counted, and nothing
+ * more (the dump lists what such calls left).
+ */
+static void awaiting_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
+{
+	if ((int32_t)ev->f[CMT_F_HR] != CMT_S_OK) {
+		return;
+	}
+	if (ev->type == CMT_EV_MALLOC_ALLOC) {
+		e->allocs++;
+		m->h.allocs++;
+	} else if (ev->type == CMT_EV_MALLOC_FREE && ev->f[CMT_F_PTR]) {
+		e->frees++;
+		m->h.frees++;
+	}
+}
+
+/* Marks heap `id` released during the current dump (or not, for false). */
+static void mark_destroyed(struct cmt_engine *e, struct cmt_manager *m, uint64_t id, bool yes)
+{
+	if (!yes) {
+		cmt_map_remove(&m->dump_destroyed, id);
+	} else if (cmt_map_put(&m->dump_destroyed, id, (void *)1) != 0) {
+		cmt_fail(e);
+	}
+}
+
 void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
 {
 	struct cmt_heap *h;
+	bool listed;
 
+	if (m->awaiting && !m->dump.active && ev->type != CMT_EV_STATEDUMP_HEAP &&
+	    ev->type != CMT_EV_STATEDUMP_BLOCK) {
+		awaiting_call(e, m, ev);
+		return;
+	}
 	switch (ev->type) {
 	case CMT_EV_MALLOC_CREATE:
 		if ((int32_t)ev->f[CMT_F_HR] != CMT_S_OK) {
@@ -434,6 +477,11 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		if (h && !heap_known(h)) {
 			set_heap_known(e, h);
 		}
+		if (h && m->dump.active) {
+			/* Made during the dump: it stays, listed or not. */
+			h->created_gen = m->dump_gen;
+			mark_destroyed(e, m, h->id, false);
+		}
 		break;
 	case CMT_EV_MALLOC_ALLOC:
 		on_alloc(e, m, ev);
@@ -442,12 +490,27 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		on_free(e, m, ev);
 		break;
 	case CMT_EV_MALLOC_DESTROY:
+		if (m->dump.active) {
+			/* Its listing in this dump, if any, is older than this. */
+			mark_destroyed(e, m, ev->f[CMT_F_HEAP_ID], true);
+		} else if (m->dumped && !cmt_map_get(&m->heaps, ev->f[CMT_F_HEAP_ID])) {
+			/*
+			 * A heap the last dump did not list was gone before it: this
+			 * is its release, traced after the dump (the library takes a
+			 * heap off its manager's list before it traces the release).
+			 */
+			return;
+		}
 		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], false);
 		if (!h) {
 			return;
 		}
-		/* What the heap still held when it went: a known heap must agree. */
-		if (heap_known(h) && (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
+		/*
+		 * What the heap still held when it went: a known heap must agree,
+		 * unless the dump under way listed it (its blocks wait for the end).
+		 */
+		if (heap_known(h) && !(m->dump.active && h->dump_gen == m->dump_gen) &&
+		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
 		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BYTES)) &&
 		    (ev->f[CMT_F_LIVE_BLOCKS] != h->live ||
 		     ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
@@ -460,9 +523,13 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 			m->reasons |= CMT_R_INCONSISTENT;
 			return;
 		}
+		listed = !cmt_map_get(&m->heaps, ev->f[CMT_F_HEAP_ID]);
 		h = get_heap(e, m, ev->f[CMT_F_HEAP_ID], true);
 		if (h) {
 			h->dump_gen = m->dump_gen;
+			if (listed) {
+				h->listed_gen = m->dump_gen;
+			}
 		}
 		break;
 	case CMT_EV_STATEDUMP_BLOCK:
@@ -528,7 +595,16 @@ void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
 	for (i = 0; i < n; i++) {
 		struct cmt_heap *h = v[i];
 
+		if (cmt_map_get(&m->dump_destroyed, h->id)) {
+			/* Released during the dump. */
+			destroy_heap(e, h);
+			continue;
+		}
 		if (h->dump_gen != m->dump_gen) {
+			if (h->created_gen == m->dump_gen) {
+				/* Made during the dump, after it listed the heaps. */
+				continue;
+			}
 			/* Not listed: destroyed while its events were not seen. */
 			destroy_heap(e, h);
 			continue;
@@ -537,6 +613,18 @@ void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
 		set_heap_known(e, h);
 	}
 	free(v);
+	cmt_heap_dump_dropped(m);
+}
+
+bool cmt_heap_shown(const struct cmt_heap *h)
+{
+	/* Listed by the dump under way, and not called since: it counts from the dump's end. */
+	return !(h->m->dump.active && h->listed_gen == h->m->dump_gen);
+}
+
+void cmt_heap_dump_dropped(struct cmt_manager *m)
+{
+	cmt_map_fini(&m->dump_destroyed);
 }
 
 void cmt_heap_mark_unknown(struct cmt_manager *m)

@@ -457,6 +457,7 @@ static void write_check(struct cmt_engine *e)
 	key_u64(o, "queries_checked", e->q_checked);
 	key_u64(o, "mismatches", e->q_mismatches);
 	key_u64(o, "unverifiable", e->q_unverifiable);
+	key_u64(o, "unverifiable_before_dump", e->q_before_dump);
 	cmt_json_key(o, "mismatch_details");
 	cmt_json_begin_array(o);
 	for (i = 0; i < e->mismatches.n; i++) {
@@ -1019,6 +1020,9 @@ void cmt_write_map(struct cmt_engine *e)
 			cmt_json_begin_array(o);
 			hs = sorted_heaps(e, m, &nh);
 			for (k = 0; k < nh; k++) {
+				if (!cmt_heap_shown(hs[k])) {
+					continue;
+				}
 				cmt_json_begin_object(o);
 				key_u64(o, "heap_id", hs[k]->id);
 				key_u64(o, "live_blocks", hs[k]->live);

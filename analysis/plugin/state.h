@@ -209,6 +209,8 @@ struct cmt_heap {
 	uint32_t known_epoch; /* contents known while this is the manager's heap_epoch */
 	uint32_t marked_gen;  /* the dump generation marked_live counts for */
 	uint32_t marked_live; /* live blocks listed or touched during that dump */
+	uint32_t created_gen; /* the manager's dump during which its malloc_create came */
+	uint32_t listed_gen;  /* the dump whose listing made it, while no call of it came */
 	bool known;
 };
 
@@ -329,6 +331,14 @@ struct cmt_manager {
 	bool known;
 	bool window_open;
 	bool destroyed;
+	/*
+	 * Seen neither from its manager_create nor from a whole dump yet: its
+	 * events count as calls and change nothing until its first dump.
+	 */
+	bool awaiting;
+	bool late;   /* first seen through another event than manager_create or a dump */
+	bool dumped; /* a dump of it ended: heaps it did not list were gone */
+	int64_t first_ns;
 	uint32_t reasons;
 	uint64_t seq;
 	uint64_t floor; /* the oldest state queries can still be checked against */
@@ -351,6 +361,7 @@ struct cmt_manager {
 	uint32_t cap_windows;
 	struct cmt_dump dump;
 	uint32_t dump_gen;
+	struct cmt_map dump_destroyed; /* heaps whose malloc_destroy came during the dump */
 	uint32_t order; /* first appearance */
 	/* On the engine's list of managers a lost-events notice has something to take. */
 	bool exposed;
@@ -441,6 +452,7 @@ struct cmt_engine {
 	uint64_t q_checked;
 	uint64_t q_mismatches;
 	uint64_t q_unverifiable;
+	uint64_t q_before_dump; /* of the unverifiable: made before their manager's first dump */
 	struct cmt_vec mismatches;
 
 	uint64_t anomaly_counts[CMT_A_COUNT];
@@ -507,6 +519,8 @@ void cmt_check_fini(struct cmt_manager *m);
 void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m);
 void cmt_heap_mark_unknown(struct cmt_manager *m);
+void cmt_heap_dump_dropped(struct cmt_manager *m);
+bool cmt_heap_shown(const struct cmt_heap *h);
 void cmt_heap_destroy_all(struct cmt_engine *e, struct cmt_manager *m);
 void cmt_heap_fini(struct cmt_manager *m);
 /* Calls fn for each live block of h. */

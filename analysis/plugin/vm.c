@@ -576,6 +576,7 @@ void cmt_vm_dump_begin(struct cmt_engine *e, struct cmt_manager *m, const struct
 	m->dump.n = 0;
 	m->dump.nblocks = 0;
 	m->dump_gen++;
+	cmt_heap_dump_dropped(m);
 	cmt_expose(e, m);
 	if ((ev->spresent & (1u << CMT_S_NAME)) && !m->name) {
 		size_t n = strnlen(ev->s[CMT_S_NAME], 256);
@@ -771,6 +772,8 @@ void cmt_vm_dump_end(struct cmt_engine *e, struct cmt_manager *m, const struct c
 	cmt_heap_dump_end(e, m);
 	m->seq = ev->f[CMT_F_SEQ];
 	m->floor = m->seq;
+	m->awaiting = false;
+	m->dumped = true;
 	m->dump.active = false;
 	m->dump.n = 0;
 	m->dump.nblocks = 0;

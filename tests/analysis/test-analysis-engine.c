@@ -619,6 +619,144 @@ static void test_discarded_then_dump(void **state)
 	done(e);
 }
 
+/* A dump event of the manager: begin and end with `seq`, a heap, a block, a region. */
+static void dump_ev(struct cmt_engine *e, enum cmt_ev_type type, uint64_t a, uint64_t b,
+		    uint64_t c)
+{
+	struct cmt_event ev = make(type);
+
+	switch (type) {
+	case CMT_EV_STATEDUMP_BEGIN:
+	case CMT_EV_STATEDUMP_END:
+		ev.f[CMT_F_SEQ] = a;
+		break;
+	case CMT_EV_STATEDUMP_HEAP:
+		ev.f[CMT_F_HEAP_ID] = a;
+		break;
+	case CMT_EV_STATEDUMP_BLOCK:
+		ev.f[CMT_F_HEAP_ID] = a;
+		ev.f[CMT_F_PTR] = b;
+		ev.f[CMT_F_SIZE] = c;
+		break;
+	default: /* a committed read-write region [a, a + b) of the reservation at a */
+		ev.f[CMT_F_BASE] = a;
+		ev.f[CMT_F_ALLOCATION_BASE] = a;
+		ev.f[CMT_F_SIZE] = b;
+		ev.f[CMT_F_STATE] = CMT_MEM_COMMIT;
+		ev.f[CMT_F_PROTECT] = CMT_PAGE_READWRITE;
+		ev.f[CMT_F_ALLOCATION_PROTECT] = CMT_PAGE_READWRITE;
+		break;
+	}
+	cmt_engine_event(e, &ev);
+}
+
+static const struct cmt_heap *heap_of(struct cmt_manager *m, uint64_t id)
+{
+	return cmt_map_get(&m->heaps, id);
+}
+
+/*
+ * A manager first seen through its calls: they count and change nothing,
+ * the dump gives the state, and nothing is incomplete. Heaps come and go
+ * during the dump.
+ */
+static void test_events_before_the_first_dump(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_mbi got = mbi(BASE, BASE, CMT_PAGE_READWRITE, 2 * PAGE, CMT_MEM_COMMIT,
+				 CMT_PAGE_READWRITE);
+	struct cmt_manager *m;
+
+	(void)state;
+	/* Calls under way as the session started. */
+	ev_alloc(e, 0, 2 * PAGE, CMT_MEM_RESERVE | CMT_MEM_COMMIT, CMT_PAGE_READWRITE, BASE, 0, 5);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x2000, 8, 0);
+	heap_op(e, CMT_EV_MALLOC_DESTROY, 12, 0, 0, 0);
+	ev_query(e, BASE, 5, 5, &got);
+	m = manager(e);
+	assert_true(m->awaiting);
+	assert_false(m->known);
+	assert_int_equal(m->reasons, 0);
+	assert_int_equal(m->nwindows, 0);
+	assert_int_equal(e->reserved, 0);
+	assert_int_equal(e->heap_live, 0);
+	assert_int_equal(m->heaps.count, 0);
+	assert_int_equal(e->allocs, 1);
+	assert_int_equal(e->frees, 1);
+	assert_int_equal(e->calls[CMT_EV_VIRTUAL_ALLOC], 1);
+	assert_int_equal(e->q_unverifiable, 1);
+	assert_int_equal(e->q_before_dump, 1);
+
+	/*
+	 * The dump: heap 9 gets a block allocated before its listing, heap 11 is
+	 * made after the heaps were listed, heap 10 is listed and then released.
+	 */
+	dump_ev(e, CMT_EV_STATEDUMP_BEGIN, 5, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_REGION, BASE, 2 * PAGE, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 16, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_HEAP, 10, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 10, 0x9000, 50);
+	dump_ev(e, CMT_EV_STATEDUMP_HEAP, 9, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x1000, 24);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x3000, 16);
+	heap_op(e, CMT_EV_MALLOC_CREATE, 11, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_DESTROY, 10, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 11, 0x4000, 32, 0);
+	assert_int_equal(m->reasons, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_END, 5, 0, 0);
+	assert_true(m->known);
+	assert_false(m->awaiting);
+	assert_int_equal(m->reasons, 0);
+	assert_int_equal(e->committed, 2 * PAGE);
+	assert_non_null(heap_of(m, 9));
+	assert_int_equal(heap_of(m, 9)->live, 2);
+	assert_null(heap_of(m, 10));
+	assert_non_null(heap_of(m, 11));
+	assert_int_equal(heap_of(m, 11)->live, 1);
+	assert_int_equal(e->heap_live, 24 + 16 + 32);
+
+	/* Heap 12's release, traced after the dump that did not list it: nothing. */
+	heap_op(e, CMT_EV_MALLOC_DESTROY, 12, 0, 0, 0);
+	ev_query(e, BASE, 5, 5, &got);
+	assert_int_equal(e->q_checked, 1);
+	cmt_engine_finish(e);
+	assert_int_equal(m->reasons, 0);
+	assert_false(m->window_open);
+	assert_int_equal(m->nwindows, 0);
+	done(e);
+}
+
+/* A manager whose dump never comes was unknown all along; lost events make it incomplete. */
+static void test_never_dumped(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_manager *m;
+	int64_t first = clock_ns;
+
+	(void)state;
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	m = manager(e);
+	assert_true(m->awaiting);
+	/* A dump under way when events are lost is dropped, with what its events made. */
+	dump_ev(e, CMT_EV_STATEDUMP_BEGIN, 3, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x2000, 24, 0);
+	assert_int_equal(e->heap_live, 24);
+	cmt_engine_discarded(e, false, true, 3, true, clock_ns);
+	assert_true(m->reasons & CMT_R_DISCARDED);
+	assert_false(m->dump.active);
+	assert_int_equal(e->heap_live, 0);
+	assert_int_equal(m->nwindows, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 24, 0);
+	assert_int_equal(e->heap_live, 0);
+	cmt_engine_finish(e);
+	assert_true(m->reasons & CMT_R_FIRST_SEEN_LATE);
+	assert_int_equal(m->nwindows, 1);
+	assert_int_equal(m->windows[0].begin_ns, first);
+	assert_true(m->window_open);
+	done(e);
+}
+
 /* ---------- Output ---------- */
 
 static void test_output_escaping_and_atomic_write(void **state)
@@ -1239,6 +1377,8 @@ int main(void)
 		cmocka_unit_test(test_release_anomalies),
 		cmocka_unit_test(test_heap_frees_and_dump),
 		cmocka_unit_test(test_discarded_then_dump),
+		cmocka_unit_test(test_events_before_the_first_dump),
+		cmocka_unit_test(test_never_dumped),
 		cmocka_unit_test(test_output_escaping_and_atomic_write),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_random_events_every_mode),

@@ -46,10 +46,13 @@ def _value(value):
 def format_check(summary):
     """The check report, and the exit status it calls for."""
     check = summary["check"]
+    before_dump = check["unverifiable_before_dump"]
     out = [
         f"Queries checked: {check['queries_checked']}\n",
         f"Mismatches:      {check['mismatches']}\n",
-        f"Unverifiable:    {check['unverifiable']}\n",
+        f"Unverifiable:    {check['unverifiable']}"
+        + (f" ({before_dump} made before their manager's first state dump)" if before_dump else "")
+        + "\n",
     ]
     if check["queries_checked"] == 0:
         out.append(

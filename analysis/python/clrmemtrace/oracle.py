@@ -379,6 +379,7 @@ class Dump:
         self.heaps = {}  # heap_id -> {ptr: size}
         self.touched = {}  # (heap_id, ptr) -> Block, or None for a free
         self.created = set()
+        self.destroyed = set()  # heaps released during the dump
 
 
 class Manager:
@@ -400,6 +401,13 @@ class Manager:
         self.dump = None
         self.figures = Figures()
         self.flaws = set()  # why the manager is incomplete, beyond unknown windows
+        # Seen neither from its manager_create nor from a whole dump yet: its events count as
+        # calls and change nothing until its first dump (README: "Managers first seen before
+        # their dump"). ``late``: first seen through another event than a dump's.
+        self.awaiting = False
+        self.late = False
+        self.first_ns = None
+        self.dumped = False  # a dump of it ended: heaps it did not list were gone
 
     def page_down(self, address):
         return address - address % self.page_size
@@ -438,6 +446,7 @@ class Reconstruction(MmapView):
         self.checked = 0
         self.mismatches = 0
         self.unverifiable = 0
+        self.before_dump = 0
         self.mismatch_details = []
         self.anomalies = []
         self.anomaly_counts = collections.Counter({k: 0 for k in ANOMALY_KINDS})
@@ -545,6 +554,13 @@ class Reconstruction(MmapView):
         for manager in self.managers.values():
             if manager.dump is not None:
                 manager.dump.dropped = True
+            if manager.awaiting:
+                # Its calls may be missing; all it held were its dropped dump's heaps.
+                manager.flaws.add("events lost before its first state dump")
+                for heap in manager.heaps.values():
+                    self.drop_blocks(manager, heap)
+                manager.heaps = {}
+                continue
             self.make_unknown(manager, time_ns, heaps=True)
 
     # ------------------------------------------------------------ helpers
@@ -555,14 +571,30 @@ class Reconstruction(MmapView):
         if manager is None:
             manager = Manager(vpid, manager_id)
             self.managers[key] = manager
-            if event not in ("manager_create", "statedump_begin"):
-                manager.windows.append([time_ns, None])
+            if event != "manager_create":
+                manager.awaiting = True
+                manager.late = event != "statedump_begin"
+                manager.first_ns = time_ns
         return manager
+
+    def never_dumped(self, manager, end_ns):
+        """A manager whose first dump never came: unknown from its first event to ``end_ns``."""
+        manager.awaiting = False
+        manager.windows.append([manager.first_ns, end_ns])
+
+    @staticmethod
+    def dumping(manager):
+        """The manager's dump under way (not dropped), or None."""
+        dump = manager.dump
+        return dump if dump is not None and not dump.dropped else None
 
     def heap(self, manager, heap_id, event):
         heap = manager.heaps.get(heap_id)
         if heap is None:
             heap = Heap(heap_id, event in ("malloc_create", "statedump_heap"))
+            if self.dumping(manager) is not None:
+                # The dump's end says: listed, known; not listed, gone.
+                heap.ever_unknown = False
             if heap.ever_unknown:
                 manager.flaws.add(f"contents of heap {heap_id} unknown")
             manager.heaps[heap_id] = heap
@@ -588,7 +620,7 @@ class Reconstruction(MmapView):
         if not manager.known:
             manager.known = True
             if manager.windows and manager.windows[-1][1] is None:
-                manager.windows[-1][1] = time_ns
+                manager.windows[-1][1] = max(time_ns, manager.windows[-1][0])
 
     def add_detail(self, records, record):
         if len(records) < self.max_details:
@@ -672,6 +704,8 @@ class Reconstruction(MmapView):
 
     def new_lifetime(self, manager):
         """``manager_create`` of a manager id already seen (the process ran exec)."""
+        if manager.awaiting:
+            self.never_dumped(manager, self.now)
         for heap in manager.heaps.values():
             self.drop_blocks(manager, heap)
         manager.heaps = {}
@@ -925,6 +959,8 @@ class Reconstruction(MmapView):
         query = dict(f, time_ns=time_ns)
         if not manager.known or f["seq_before"] > f["seq_after"]:
             self.unverifiable += 1
+            if manager.awaiting:
+                self.before_dump += 1
         elif f["seq_after"] > manager.seq:
             if len(manager.pending) >= MAX_WAITING:
                 self.unverifiable += 1
@@ -978,14 +1014,30 @@ class Reconstruction(MmapView):
 
     # ---- heaps
 
+    def awaiting_call(self, manager, f):
+        """Whether a heap call changes nothing, its manager awaiting its first dump (which
+        lists what such calls left); it is counted."""
+        if not manager.awaiting or self.dumping(manager) is not None:
+            return False
+        name = f["_event"]
+        if name in ("malloc_alloc", "malloc_free") and f["hr"] == S_OK:
+            if name == "malloc_alloc" or f["ptr"]:
+                figure = "allocs" if name == "malloc_alloc" else "frees"
+                for figures in (manager.figures, self.totals):
+                    setattr(figures, figure, getattr(figures, figure) + 1)
+        return True
+
     def on_malloc_create(self, manager, f, time_ns, tid):
+        if self.awaiting_call(manager, f):
+            return
         if f["hr"] == S_OK and f["heap_id"]:
             heap = self.heap(manager, f["heap_id"], "malloc_create")
             if manager.dump is not None:
                 manager.dump.created.add(heap.heap_id)
+                manager.dump.destroyed.discard(heap.heap_id)
 
     def on_malloc_alloc(self, manager, f, time_ns, tid):
-        if f["hr"] != S_OK:
+        if self.awaiting_call(manager, f) or f["hr"] != S_OK:
             return
         heap = self.heap(manager, f["heap_id"], "malloc_alloc")
         block = Block(f["size"], f["file"], f["line"])
@@ -998,6 +1050,8 @@ class Reconstruction(MmapView):
             manager.dump.touched[(heap.heap_id, f["ptr"])] = block
 
     def on_malloc_free(self, manager, f, time_ns, tid):
+        if self.awaiting_call(manager, f):
+            return
         heap = self.heap(manager, f["heap_id"], "malloc_free")
         ptr = f["ptr"]
         if f["hr"] != S_OK:
@@ -1027,6 +1081,17 @@ class Reconstruction(MmapView):
             manager.dump.touched[(heap.heap_id, ptr)] = None
 
     def on_malloc_destroy(self, manager, f, time_ns, tid):
+        if self.awaiting_call(manager, f):
+            return
+        known = manager.heaps.get(f["heap_id"])
+        if self.dumping(manager) is not None:
+            # Its listing in this dump, if any, is older than this.
+            manager.dump.destroyed.add(f["heap_id"])
+            manager.dump.created.discard(f["heap_id"])
+        elif manager.dumped and (known is None or known.destroyed):
+            # A heap the last dump did not list was gone before it: this is its release,
+            # traced after the dump (the library takes a heap off its manager's list first).
+            return
         heap = self.heap(manager, f["heap_id"], "malloc_destroy")
         self.drop_blocks(manager, heap)
         heap.destroyed = True
@@ -1122,13 +1187,18 @@ class Reconstruction(MmapView):
             self.os_claim(manager.vpid, base, end, dump.tid)
         manager.history = collections.OrderedDict([(seq, state)])
         self.dump_heaps(manager, dump)
+        manager.awaiting = False
+        manager.dumped = True
 
     def dump_heaps(self, manager, dump):
         for heap_id, heap in manager.heaps.items():
-            if heap_id not in dump.heaps and heap_id not in dump.created and not heap.destroyed:
+            listed = heap_id in dump.heaps or heap_id in dump.created
+            if (not listed or heap_id in dump.destroyed) and not heap.destroyed:
                 self.drop_blocks(manager, heap)
                 heap.destroyed = True
         for heap_id, blocks in dump.heaps.items():
+            if heap_id in dump.destroyed:
+                continue
             heap = self.heap(manager, heap_id, "statedump_heap")
             live = {}
             for ptr, size in blocks.items():
@@ -1163,9 +1233,12 @@ class Reconstruction(MmapView):
             manager.pending = []
             if manager.dump is not None and not manager.dump.dropped:
                 manager.flaws.add("a state dump that never ended")
+            if manager.awaiting:
+                self.never_dumped(manager, end)
             for window in manager.windows:
                 if window[1] is None:
-                    window[1] = end
+                    # A lost-events notice can come after the last event.
+                    window[1] = max(end, window[0])
         if self.series:
             self.series.finish(self, end)
 
@@ -1231,6 +1304,7 @@ class Reconstruction(MmapView):
                 "queries_checked": self.checked,
                 "mismatches": self.mismatches,
                 "unverifiable": self.unverifiable,
+                "unverifiable_before_dump": self.before_dump,
                 "mismatch_details": self.mismatch_details,
             },
             "anomalies": self.anomalies,

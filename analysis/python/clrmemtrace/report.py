@@ -316,6 +316,7 @@ def totals(summary):
         figure("queries checked", "check", "queries_checked"),
         figure("query mismatches", "check", "mismatches"),
         figure("queries unverifiable", "check", "unverifiable"),
+        figure("of which made before their manager's first dump", "check", "unverifiable_before_dump"),
     ]
     note = paragraph(
         "Byte figures are totals over every process and manager at the same instant; heap "
