@@ -25,6 +25,8 @@ MAP_AT = {
     "two-processes": "6ms",
     "late-start": "100us",
     "late-query": "1us",  # the second manager is known only from its dump on
+    "late-inflight": "700us",  # the second manager dumped, the first being dumped
+    "late-nodump": "100us",  # never dumped: neither manager is known
     "discarded": "100ms",  # inside the unknown window the lost events opened
     "check-altered": "300us",
     "seq-gap": "300us",  # after the gap: last known state
