@@ -83,4 +83,37 @@ void clrmemtrace__vm_stats(struct vm *vm, struct vm_stats *stats);
 typedef int (*vm_run_fn)(void *ctx, const struct vm_run *run);
 int clrmemtrace__vm_foreach_run(struct vm *vm, vm_run_fn fn, void *ctx);
 
+/* ---------- Argument checks both backends make ---------- */
+
+static inline uintptr_t page_mask(void)
+{
+	return clrmemtrace__sys.page_size - 1;
+}
+
+static inline uintptr_t page_down(uintptr_t a)
+{
+	return a & ~page_mask();
+}
+
+/* Rounds a + size up to a page; false on overflow. */
+static inline bool page_end(uintptr_t a, size_t size, uintptr_t *end)
+{
+	uintptr_t e;
+
+	if (__builtin_add_overflow(a, size, &e) || __builtin_add_overflow(e, page_mask(), &e)) {
+		return false;
+	}
+	*end = e & ~page_mask();
+	return true;
+}
+
+/*
+ * VirtualFree's checks before it looks at the address: MEM_RELEASE takes no
+ * size, and the type is exactly MEM_DECOMMIT or MEM_RELEASE (#27-#30).
+ */
+static inline bool free_type_valid(size_t size, uint32_t type)
+{
+	return type == MEM_DECOMMIT || (type == MEM_RELEASE && size == 0);
+}
+
 #endif /* CLRMEMTRACE_VM_H */

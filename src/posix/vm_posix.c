@@ -70,28 +70,6 @@ static uintptr_t placement_hint;
 
 /* ---------- Helpers ---------- */
 
-static uintptr_t page_mask(void)
-{
-	return clrmemtrace__sys.page_size - 1;
-}
-
-static uintptr_t page_down(uintptr_t a)
-{
-	return a & ~page_mask();
-}
-
-/* Rounds a + size up to a page; false on overflow. */
-static bool page_end(uintptr_t a, size_t size, uintptr_t *end)
-{
-	uintptr_t e;
-
-	if (__builtin_add_overflow(a, size, &e) || __builtin_add_overflow(e, page_mask(), &e)) {
-		return false;
-	}
-	*end = e & ~page_mask();
-	return true;
-}
-
 static uint64_t to_pages(uintptr_t bytes)
 {
 	return bytes >> clrmemtrace__sys.page_shift;
@@ -541,11 +519,8 @@ int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t typ
 	struct region *r;
 
 	/* kernelbase's VirtualFreeEx, then NtFreeVirtualMemory's order of checks. */
-	if (type == MEM_RELEASE && size) {
-		return ERROR_INVALID_PARAMETER; /* #29 */
-	}
-	if (type != MEM_DECOMMIT && type != MEM_RELEASE) {
-		return ERROR_INVALID_PARAMETER; /* #27, #28, #30: checked before the address */
+	if (!free_type_valid(size, type)) {
+		return ERROR_INVALID_PARAMETER; /* #27-#30: checked before the address */
 	}
 	base = page_down(addr);
 	if (size && !page_end(addr, size, &end)) {

@@ -51,28 +51,6 @@ struct vm {
 
 /* ---------- Helpers ---------- */
 
-static uintptr_t page_mask(void)
-{
-	return clrmemtrace__sys.page_size - 1;
-}
-
-static uintptr_t page_down(uintptr_t a)
-{
-	return a & ~page_mask();
-}
-
-/* Rounds a + size up to a page; false on overflow. */
-static bool page_end(uintptr_t a, size_t size, uintptr_t *end)
-{
-	uintptr_t e;
-
-	if (__builtin_add_overflow(a, size, &e) || __builtin_add_overflow(e, page_mask(), &e)) {
-		return false;
-	}
-	*end = e & ~page_mask();
-	return true;
-}
-
 static void bump_seq(struct vm *vm)
 {
 	__atomic_store_n(&vm->seq, vm->seq + 1, __ATOMIC_RELEASE);
@@ -420,8 +398,7 @@ int clrmemtrace__vm_free(struct vm *vm, void *address, size_t size, uint32_t typ
 			 * Someone else's memory: refused as the POSIX backend does, once
 			 * the checks Windows makes before looking at the address pass.
 			 */
-			if ((type == MEM_RELEASE && size) ||
-			    (type != MEM_DECOMMIT && type != MEM_RELEASE)) {
+			if (!free_type_valid(size, type)) {
 				return ERROR_INVALID_PARAMETER; /* #27-#30 */
 			}
 			return ERROR_INVALID_ADDRESS;
