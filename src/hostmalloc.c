@@ -12,6 +12,7 @@
 #include "hostmem.h"
 #include "policy.h"
 #include "trace.h"
+#include "unknown.h"
 
 #include <stdlib.h>
 
@@ -28,27 +29,13 @@ static bool tracing(const struct hostmalloc *h)
 static HRESULT STDMETHODCALLTYPE hostmalloc_QueryInterface(IHostMalloc *iface, REFIID riid,
 							   void **ppv)
 {
-	if (!ppv) {
-		return E_POINTER;
-	}
-	*ppv = NULL;
-	if (!riid) {
-		return E_INVALIDARG;
-	}
-	if (clrmemtrace__iid_equal(riid, &IID_IUnknown) ||
-	    clrmemtrace__iid_equal(riid, &IID_IHostMalloc)) {
-		iface->lpVtbl->AddRef(iface);
-		*ppv = iface;
-		return S_OK;
-	}
-	return E_NOINTERFACE;
+	return clrmemtrace__unknown_query(iface, &impl_from_IHostMalloc(iface)->refs,
+					  &IID_IHostMalloc, riid, ppv);
 }
 
 static ULONG STDMETHODCALLTYPE hostmalloc_AddRef(IHostMalloc *iface)
 {
-	struct hostmalloc *h = impl_from_IHostMalloc(iface);
-
-	return __atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
+	return clrmemtrace__unknown_addref(&impl_from_IHostMalloc(iface)->refs);
 }
 
 static int count_block(void *ctx, void *ptr, size_t size)
@@ -68,17 +55,11 @@ static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size);
 static ULONG STDMETHODCALLTYPE hostmalloc_Release(IHostMalloc *iface)
 {
 	struct hostmalloc *h = impl_from_IHostMalloc(iface);
-	uint32_t refs = __atomic_load_n(&h->refs, __ATOMIC_RELAXED);
 	struct hostmem *m = h->manager;
+	ULONG left;
 
-	do {
-		if (refs == 0) {
-			return 0;
-		}
-	} while (!__atomic_compare_exchange_n(&h->refs, &refs, refs - 1, true, __ATOMIC_ACQ_REL,
-					      __ATOMIC_RELAXED));
-	if (refs > 1) {
-		return refs - 1;
+	if (!clrmemtrace__unknown_release(&h->refs, &left)) {
+		return left;
 	}
 	clrmemtrace__trace_sync();
 	clrmemtrace_mutex_lock(&m->lock);

@@ -11,6 +11,7 @@
 #include "heap.h"
 #include "monitor.h"
 #include "trace.h"
+#include "unknown.h"
 #include "vm.h"
 #include "vmwrap.h"
 
@@ -67,39 +68,29 @@ static ICLRMemoryNotificationCallback *relay_iface(struct relay *r)
 static HRESULT STDMETHODCALLTYPE relay_QueryInterface(ICLRMemoryNotificationCallback *iface,
 						      REFIID riid, void **ppv)
 {
-	if (!ppv) {
-		return E_POINTER;
-	}
-	*ppv = NULL;
-	if (!riid) {
-		return E_INVALIDARG;
-	}
-	if (clrmemtrace__iid_equal(riid, &IID_IUnknown) ||
-	    clrmemtrace__iid_equal(riid, &IID_ICLRMemoryNotificationCallback)) {
-		iface->lpVtbl->AddRef(iface);
-		*ppv = iface;
-		return S_OK;
-	}
-	return E_NOINTERFACE;
+	struct relay *r = container_of(iface, struct relay, iface);
+
+	return clrmemtrace__unknown_query(iface, &r->refs, &IID_ICLRMemoryNotificationCallback,
+					  riid, ppv);
 }
 
 static ULONG STDMETHODCALLTYPE relay_AddRef(ICLRMemoryNotificationCallback *iface)
 {
 	struct relay *r = container_of(iface, struct relay, iface);
 
-	return __atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+	return clrmemtrace__unknown_addref(&r->refs);
 }
 
 static ULONG STDMETHODCALLTYPE relay_Release(ICLRMemoryNotificationCallback *iface)
 {
 	struct relay *r = container_of(iface, struct relay, iface);
-	uint32_t refs = __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
+	ULONG left;
 
-	if (refs == 0) {
+	if (clrmemtrace__unknown_release(&r->refs, &left)) {
 		clrmemtrace_mutex_destroy(&r->lock);
 		free(r);
 	}
-	return refs;
+	return left;
 }
 
 /* Passes the inner manager's notification on to the runtime's callback, traced. */
@@ -179,27 +170,13 @@ static void relay_detach(struct relay *r)
 static HRESULT STDMETHODCALLTYPE hostmem_QueryInterface(IHostMemoryManager *iface, REFIID riid,
 							void **ppv)
 {
-	if (!ppv) {
-		return E_POINTER;
-	}
-	*ppv = NULL;
-	if (!riid) {
-		return E_INVALIDARG;
-	}
-	if (clrmemtrace__iid_equal(riid, &IID_IUnknown) ||
-	    clrmemtrace__iid_equal(riid, &IID_IHostMemoryManager)) {
-		iface->lpVtbl->AddRef(iface);
-		*ppv = iface;
-		return S_OK;
-	}
-	return E_NOINTERFACE;
+	return clrmemtrace__unknown_query(iface, &impl_from_IHostMemoryManager(iface)->refs,
+					  &IID_IHostMemoryManager, riid, ppv);
 }
 
 static ULONG STDMETHODCALLTYPE hostmem_AddRef(IHostMemoryManager *iface)
 {
-	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-
-	return __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+	return clrmemtrace__unknown_addref(&impl_from_IHostMemoryManager(iface)->refs);
 }
 
 static void hostmem_destroy(struct hostmem *m)
@@ -240,7 +217,7 @@ static void hostmem_destroy(struct hostmem *m)
 static ULONG STDMETHODCALLTYPE hostmem_Release(IHostMemoryManager *iface)
 {
 	struct hostmem *m = impl_from_IHostMemoryManager(iface);
-	uint32_t refs = __atomic_load_n(&m->refs, __ATOMIC_RELAXED);
+	ULONG left;
 
 	/*
 	 * Before the count drops: a session that just started must get its dump
@@ -248,17 +225,10 @@ static ULONG STDMETHODCALLTYPE hostmem_Release(IHostMemoryManager *iface)
 	 * way out), or its manager_destroy would name a manager it never saw.
 	 */
 	clrmemtrace__trace_sync();
-	/* A Release past zero is the caller's bug; never free twice. */
-	do {
-		if (refs == 0) {
-			return 0;
-		}
-	} while (!__atomic_compare_exchange_n(&m->refs, &refs, refs - 1, true, __ATOMIC_ACQ_REL,
-					      __ATOMIC_RELAXED));
-	if (refs == 1) {
+	if (clrmemtrace__unknown_release(&m->refs, &left)) {
 		hostmem_destroy(m);
 	}
-	return refs - 1;
+	return left;
 }
 
 /* ---------- Heaps ---------- */
