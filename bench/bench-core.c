@@ -20,6 +20,8 @@
  */
 #include <clrmemtrace.h>
 
+#include "bench-common.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,44 +38,10 @@
 static bool quick;
 static bool json;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void die(const char *what, HRESULT hr)
 {
 	fprintf(stderr, "bench-core: %s failed: %s\n", what, clrmemtrace_hresult_name(hr));
 	exit(1);
-}
-
-static void report(const char *name, double ratio, double target, const char *detail)
-{
-	if (json) {
-		printf("{\"benchmark\": \"%s\", \"ratio\": %.3f, \"target\": %.2f, \"pass\": %s, "
-		       "\"detail\": \"%s\"}\n",
-		       name, ratio, target, ratio <= target ? "true" : "false", detail);
-	} else {
-		printf("%-12s %6.3f  target <= %.2f  %s   (%s)\n", name, ratio, target,
-		       ratio <= target ? "PASS" : "FAIL", detail);
-	}
-	fflush(stdout);
 }
 
 /* ---------- vm-cycle ---------- */
@@ -179,7 +147,7 @@ static void bench_vm_cycle(IHostMemoryManager *mm)
 	}
 	snprintf(detail, sizeof(detail), "%.0f ns vs %.0f ns per cycle",
 		 t_mgr / rounds / per, t_raw / rounds / per);
-	report("vm-cycle", median(ratios, rounds), 1.10, detail);
+	report(json, "vm-cycle", median(ratios, rounds), 1.10, detail);
 }
 
 /* ---------- malloc ---------- */
@@ -262,7 +230,7 @@ static void bench_malloc(IHostMemoryManager *mm)
 	IHostMalloc_Release(heap);
 	snprintf(detail, sizeof(detail), "%.1f ns vs %.1f ns per free+alloc",
 		 t_host / rounds / per, t_libc / rounds / per);
-	report("malloc", median(ratios, rounds), 1.25, detail);
+	report(json, "malloc", median(ratios, rounds), 1.25, detail);
 }
 
 /* ---------- query-scale ---------- */
@@ -352,7 +320,7 @@ static void bench_query_scale(void)
 	snprintf(detail, sizeof(detail),
 		 "%.1f ns vs %.1f ns per query; querying all 100,000 at random: %.2fx",
 		 t_many / rounds / per, t_few / rounds / per, median(ratios_spread, rounds));
-	report("query-scale", median(ratios, rounds), 2.00, detail);
+	report(json, "query-scale", median(ratios, rounds), 2.00, detail);
 	for (i = 0; i < QUERY_MANY; i++) {
 		IHostMemoryManager_VirtualFree(many, all[i], 0, MEM_RELEASE);
 	}

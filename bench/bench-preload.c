@@ -15,6 +15,8 @@
  * --traced expects a session to be recording (bench/run sets one up) and
  * reports preload-traced; without it, preload-idle.
  */
+#include "bench-common.h"
+
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,21 +28,6 @@
 
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef int (*munmap_fn)(void *, size_t);
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void loop(mmap_fn m, munmap_fn u, int n)
 {
@@ -65,6 +52,7 @@ int main(int argc, char **argv)
 	mmap_fn hook_mmap;
 	munmap_fn hook_munmap;
 	const char *name;
+	char detail[128];
 	void *h;
 
 	for (i = 1; i < argc; i++) {
@@ -110,18 +98,10 @@ int main(int argc, char **argv)
 		t_hook += (double)(b - a);
 		t_libc += (double)(c - b);
 	}
-	qsort(ratios, (size_t)rounds, sizeof(*ratios), cmp_double);
 	name = traced ? "preload-traced" : "preload-idle";
 	target = traced ? 1.25 : 1.05;
-	if (json) {
-		printf("{\"benchmark\": \"%s\", \"ratio\": %.3f, \"target\": %.2f, \"pass\": %s, "
-		       "\"detail\": \"%.0f ns vs %.0f ns of CPU per mmap+munmap\"}\n",
-		       name, ratios[rounds / 2], target, ratios[rounds / 2] <= target ? "true" : "false",
-		       t_hook / rounds / per, t_libc / rounds / per);
-	} else {
-		printf("%-15s %6.3f  target <= %.2f  %s   (%.0f ns vs %.0f ns of CPU per mmap+munmap)\n", name,
-		       ratios[rounds / 2], target, ratios[rounds / 2] <= target ? "PASS" : "FAIL",
-		       t_hook / rounds / per, t_libc / rounds / per);
-	}
+	snprintf(detail, sizeof(detail), "%.0f ns vs %.0f ns of CPU per mmap+munmap",
+		 t_hook / rounds / per, t_libc / rounds / per);
+	report(json, name, median(ratios, rounds), target, detail);
 	return 0;
 }

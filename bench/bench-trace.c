@@ -26,6 +26,7 @@
  */
 #include <clrmemtrace.h>
 
+#include "bench-common.h"
 #include "bench_tp.h"
 
 #include <dlfcn.h>
@@ -55,14 +56,6 @@ typedef HRESULT (*statedump_fn)(void);
 static bool quick;
 static bool json;
 
-static uint64_t clock_ns(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * The calling thread's CPU time, system calls included: what the variants
  * cost, without the time the thread waits while other programs run (the
@@ -71,19 +64,6 @@ static uint64_t clock_ns(clockid_t clock)
 static uint64_t cpu_ns(void)
 {
 	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void die(const char *what, const char *why)
@@ -97,32 +77,6 @@ static void check(const char *what, HRESULT hr)
 	if (hr != S_OK) {
 		die(what, "failed");
 	}
-}
-
-static void report(const char *name, double ratio, double target, const char *detail)
-{
-	if (json) {
-		printf("{\"benchmark\": \"%s\", \"ratio\": %.3f, \"target\": %.2f, \"pass\": %s, "
-		       "\"detail\": \"%s\"}\n",
-		       name, ratio, target, ratio <= target ? "true" : "false", detail);
-	} else {
-		printf("%-12s %6.3f  target <= %.2f  %s   (%s)\n", name, ratio, target,
-		       ratio <= target ? "PASS" : "FAIL", detail);
-	}
-	fflush(stdout);
-}
-
-/* A benchmark that could not run: never a pass. */
-static void report_skip(const char *name, double target, const char *why)
-{
-	if (json) {
-		printf("{\"benchmark\": \"%s\", \"ratio\": null, \"target\": %.2f, "
-		       "\"pass\": false, \"detail\": \"%s\"}\n",
-		       name, target, why);
-	} else {
-		printf("%-12s %6s  target <= %.2f  SKIP   (%s)\n", name, "-", target, why);
-	}
-	fflush(stdout);
 }
 
 /* ---------- The two libraries ---------- */
@@ -219,7 +173,7 @@ static void bench_trace_idle(const struct lib *traced, const struct lib *plain)
 		 "wall time %.3f%s",
 		 median(cost_a, rounds), median(cost_b, rounds), median(wall, rounds),
 		 busy ? "; a session records clrmemtrace: not idle" : "");
-	report("trace-idle", median(ratios, rounds), 1.02, detail);
+	report(json, "trace-idle", median(ratios, rounds), 1.02, detail);
 	IHostMemoryManager_Release(a);
 	IHostMemoryManager_Release(b);
 }
@@ -430,18 +384,18 @@ static void measure_event_cost(const struct lib *traced, const char *session, co
 		ratios[r] = extra_ns[r] / bare_ns[r];
 	}
 	if (r < rounds) {
-		report_skip("event-cost", 1.50, "interrupted");
+		report_skip(json, "event-cost", 1.50, "interrupted");
 	} else if (lttng("snapshot", "record", "-s", session, NULL) != 0) {
-		report_skip("event-cost", 1.50, "lttng snapshot record failed");
+		report_skip(json, "event-cost", 1.50, "lttng snapshot record failed");
 	} else if (!in_snapshot(dir, "clrmemtrace:virtual_alloc") ||
 		   !in_snapshot(dir, "clrmemtrace_bench:bare10")) {
-		report_skip("event-cost", 1.50, "the events were not recorded");
+		report_skip(json, "event-cost", 1.50, "the events were not recorded");
 	} else {
 		snprintf(detail, sizeof(detail),
 			 "virtual_alloc adds %.1f ns to a %.1f ns call; bare tracepoint %.1f ns%s",
 			 median(extra_ns, rounds), median(off_ns, rounds), median(bare_ns, rounds),
 			 busy ? "; another session records clrmemtrace too" : "");
-		report("event-cost", median(ratios, rounds), 1.50, detail);
+		report(json, "event-cost", median(ratios, rounds), 1.50, detail);
 	}
 	IHostMemoryManager_Release(on);
 	IHostMemoryManager_Release(off);
@@ -471,7 +425,8 @@ static void bench_event_cost(const struct lib *traced)
 
 	if (!daemon_answers() && !start_daemon()) {
 		stop_daemon();
-		report_skip("event-cost", 1.50, "no LTTng session daemon (lttng-tools installed?)");
+		report_skip(json, "event-cost", 1.50,
+			    "no LTTng session daemon (lttng-tools installed?)");
 		goto out;
 	}
 	if (!mkdtemp(dir)) {
@@ -487,7 +442,7 @@ static void bench_event_cost(const struct lib *traced)
 	    lttng("add-context", "-u", "-s", session, "-c", channel, "-t", "vpid", "-t", "vtid",
 		  "-t", "procname", NULL) != 0 ||
 	    lttng("start", session, NULL) != 0) {
-		report_skip("event-cost", 1.50, "could not set up an LTTng session");
+		report_skip(json, "event-cost", 1.50, "could not set up an LTTng session");
 	} else {
 		/* This process registers with the daemon in the background: wait for it. */
 		for (i = 0; i < 200 && !interrupted() &&
