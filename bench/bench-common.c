@@ -3,6 +3,24 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+bool bench_options(int argc, char **argv, bool *quick, bool *json)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0) {
+			*quick = true;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			*json = true;
+		} else {
+			fprintf(stderr, "usage: %s [--quick] [--json]\n", argv[0]);
+			return false;
+		}
+	}
+	return true;
+}
 
 uint64_t clock_ns(clockid_t clock)
 {

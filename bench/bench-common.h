@@ -11,6 +11,13 @@
 #include <stdint.h>
 #include <time.h>
 
+/*
+ * The options of a benchmark that takes only --quick (fewer rounds) and
+ * --json (machine-readable lines). False, after printing the usage line, on
+ * anything else.
+ */
+bool bench_options(int argc, char **argv, bool *quick, bool *json);
+
 /* Nanoseconds on `clock`. */
 uint64_t clock_ns(clockid_t clock);
 

@@ -336,17 +336,9 @@ int main(int argc, char **argv)
 {
 	IHostMemoryManager *mm;
 	HRESULT hr;
-	int i;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
-			quick = true;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else {
-			fprintf(stderr, "usage: %s [--quick] [--json]\n", argv[0]);
-			return 2;
-		}
+	if (!bench_options(argc, argv, &quick, &json)) {
+		return 2;
 	}
 	hr = clrmemtrace_create(NULL, &mm);
 	if (hr != S_OK) {

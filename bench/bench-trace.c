@@ -471,17 +471,9 @@ out:
 int main(int argc, char **argv)
 {
 	struct lib traced, plain;
-	int i;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
-			quick = true;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else {
-			fprintf(stderr, "usage: %s [--quick] [--json]\n", argv[0]);
-			return 2;
-		}
+	if (!bench_options(argc, argv, &quick, &json)) {
+		return 2;
 	}
 	lib_open(&traced, BENCH_TRACE_LIB);
 	lib_open(&plain, BENCH_NOTRACE_LIB);
