@@ -17,13 +17,18 @@
 #include <stdint.h>
 
 #if defined(__GNUC__)
-#define CLRMEMTRACE_HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #else
-#define CLRMEMTRACE_HIDDEN
 #define likely(x) (x)
 #define unlikely(x) (x)
+#endif
+
+/* PE has no symbol visibility: there the DLL exports what clrmemtrace.def names. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#define CLRMEMTRACE_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define CLRMEMTRACE_HIDDEN
 #endif
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
