@@ -821,7 +821,7 @@ static uint64_t os_protect(struct cmt_engine *e, struct cmt_manager *m, uint64_t
 		struct cmt_region *reg = container_of(n, struct cmt_region, node);
 		struct cmt_resv *old = reg->cur, *new;
 		uint64_t first, last;
-		uint32_t state, i;
+		uint32_t state;
 
 		if (old->base >= hi) {
 			break;
@@ -842,19 +842,7 @@ static uint64_t os_protect(struct cmt_engine *e, struct cmt_manager *m, uint64_t
 			free(new);
 			continue;
 		}
-		for (i = cmt_resv_find(old, first); i < old->nruns && old->runs[i].start < last; i++) {
-			if (old->runs[i].state & CMT_RUN_COMMITTED) {
-				uint64_t s = old->runs[i].start, end = cmt_resv_run_end(old, i);
-
-				cmt_add_committed(e, m, cmt_protect_key(old, old->runs[i].state),
-						  0 - cmt_resv_bytes(old, s > first ? s : first,
-								     end < last ? end : last));
-			}
-		}
-		if (state & CMT_RUN_COMMITTED) {
-			cmt_add_committed(e, m, cmt_protect_key(old, state),
-					  cmt_resv_bytes(old, first, last));
-		}
+		cmt_vm_recount(e, m, old, first, last, state);
 		reg->cur = new;
 		free(old);
 	}
@@ -995,24 +983,7 @@ static void os_row(struct cmt_engine *e, struct cmt_manager *m, const struct cmt
 	struct cmt_out *o = e->out;
 	char buf[CMT_NAME_MAX];
 
-	cmt_out_i64(o, e->now);
-	cmt_out_putc(o, ',');
-	cmt_out_u64(o, m->proc->vpid);
-	cmt_out_putc(o, ',');
-	cmt_out_u64(o, ev->tid);
-	cmt_out_putc(o, ',');
-	cmt_out_u64(o, m->id);
-	cmt_out_putc(o, ',');
-	cmt_out_puts(o, op);
-	cmt_out_putc(o, ',');
-	if (has_base) {
-		cmt_out_hex(o, base);
-	}
-	cmt_out_putc(o, ',');
-	cmt_out_hex(o, address);
-	cmt_out_putc(o, ',');
-	cmt_out_u64(o, size);
-	cmt_out_putc(o, ',');
+	cmt_timeline_row_start(e, ev, m, op, has_base, base, address, size);
 	if (protect >= 0) {
 		cmt_out_csv_field(o, cmt_protect_name((uint32_t)protect, buf));
 	}

@@ -148,12 +148,11 @@ void cmt_timeline_header(struct cmt_engine *e)
 			     "old_protect,level,hr,seq\n");
 }
 
-void cmt_timeline_row(struct cmt_engine *e, const struct cmt_event *ev, struct cmt_manager *m,
-		      const char *op, bool has_base, uint64_t allocation_base, uint64_t address,
-		      uint64_t size, uint64_t seq)
+void cmt_timeline_row_start(struct cmt_engine *e, const struct cmt_event *ev,
+			    struct cmt_manager *m, const char *op, bool has_base,
+			    uint64_t allocation_base, uint64_t address, uint64_t size)
 {
 	struct cmt_out *o = e->out;
-	char buf[CMT_NAME_MAX];
 
 	cmt_out_i64(o, e->now);
 	cmt_out_putc(o, ',');
@@ -173,6 +172,16 @@ void cmt_timeline_row(struct cmt_engine *e, const struct cmt_event *ev, struct c
 	cmt_out_putc(o, ',');
 	cmt_out_u64(o, size);
 	cmt_out_putc(o, ',');
+}
+
+void cmt_timeline_row(struct cmt_engine *e, const struct cmt_event *ev, struct cmt_manager *m,
+		      const char *op, bool has_base, uint64_t allocation_base, uint64_t address,
+		      uint64_t size, uint64_t seq)
+{
+	struct cmt_out *o = e->out;
+	char buf[CMT_NAME_MAX];
+
+	cmt_timeline_row_start(e, ev, m, op, has_base, allocation_base, address, size);
 	if (ev->type == CMT_EV_VIRTUAL_ALLOC || ev->type == CMT_EV_VIRTUAL_PROTECT ||
 	    ev->type == CMT_EV_STATEDUMP_REGION) {
 		cmt_out_csv_field(o, cmt_protect_name((uint32_t)ev->f[CMT_F_PROTECT], buf));
@@ -1128,7 +1137,12 @@ void cmt_write_series(struct cmt_engine *e)
 	} else {
 		cmt_json_null(o);
 	}
-	key_u64(o, "slice_ns", UINT64_C(1) << s->wshift);
+	cmt_json_key(o, "slice_ns");
+	if (s->wshift < 64) {
+		cmt_json_u64(o, UINT64_C(1) << s->wshift);
+	} else {
+		cmt_json_digits(o, "18446744073709551616");
+	}
 	cmt_json_newline(o);
 	cmt_json_key(o, "counters");
 	cmt_json_begin_object(o);

@@ -247,7 +247,7 @@ struct cmt_series {
 	uint64_t points;
 	int64_t begin_ns;
 	bool begun;
-	uint32_t wshift; /* slices are 2^wshift ns wide */
+	uint32_t wshift; /* slices are 2^wshift ns wide (0 to 64) */
 	struct cmt_sampler **all;
 	uint32_t nall;
 	uint32_t capall;
@@ -498,6 +498,12 @@ uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line);
 void cmt_vm_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 void cmt_vm_free(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 void cmt_vm_protect(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
+/*
+ * The committed totals as pages [first, last) of old take `state`: what
+ * old's runs committed there is taken away, what `state` commits is added.
+ */
+void cmt_vm_recount(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_resv *old,
+		    uint64_t first, uint64_t last, uint32_t state);
 void cmt_vm_dump_begin(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 void cmt_vm_dump_region(struct cmt_engine *e, struct cmt_manager *m,
 			const struct cmt_event *ev);
@@ -542,6 +548,10 @@ void cmt_perfetto_end(struct cmt_engine *e, struct cmt_manager *m, const struct 
 
 /* report.c */
 void cmt_timeline_header(struct cmt_engine *e);
+/* A timeline row's columns up to size, each followed by its comma. */
+void cmt_timeline_row_start(struct cmt_engine *e, const struct cmt_event *ev,
+			    struct cmt_manager *m, const char *op, bool has_base,
+			    uint64_t allocation_base, uint64_t address, uint64_t size);
 void cmt_timeline_row(struct cmt_engine *e, const struct cmt_event *ev, struct cmt_manager *m,
 		      const char *op, bool has_base, uint64_t allocation_base, uint64_t address,
 		      uint64_t size, uint64_t seq);

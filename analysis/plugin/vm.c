@@ -251,12 +251,31 @@ void cmt_vm_fini(struct cmt_manager *m)
 	m->hist.cap = 0;
 }
 
+void cmt_vm_recount(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_resv *old,
+		    uint64_t first, uint64_t last, uint32_t state)
+{
+	uint32_t i;
+
+	for (i = cmt_resv_find(old, first); i < old->nruns && old->runs[i].start < last; i++) {
+		if (old->runs[i].state & CMT_RUN_COMMITTED) {
+			uint64_t s = old->runs[i].start, end = cmt_resv_run_end(old, i);
+
+			cmt_add_committed(e, m, cmt_protect_key(old, old->runs[i].state),
+					  0 - cmt_resv_bytes(old, s > first ? s : first,
+							     end < last ? end : last));
+		}
+	}
+	if (state & CMT_RUN_COMMITTED) {
+		cmt_add_committed(e, m, cmt_protect_key(old, state),
+				  cmt_resv_bytes(old, first, last));
+	}
+}
+
 /* Sets pages [first, last) of reg to `state` as change `seq`. */
 static bool change_range(struct cmt_engine *e, struct cmt_manager *m, struct cmt_region *reg,
 			 uint64_t first, uint64_t last, uint32_t state, uint64_t seq)
 {
 	struct cmt_resv *old = reg->cur, *new;
-	uint32_t i;
 
 	if (first >= last) {
 		history_push(e, m, seq, NULL, NULL, true);
@@ -273,19 +292,7 @@ static bool change_range(struct cmt_engine *e, struct cmt_manager *m, struct cmt
 		history_push(e, m, seq, NULL, NULL, true);
 		return true;
 	}
-	for (i = cmt_resv_find(old, first); i < old->nruns && old->runs[i].start < last; i++) {
-		if (old->runs[i].state & CMT_RUN_COMMITTED) {
-			uint64_t s = old->runs[i].start, end = cmt_resv_run_end(old, i);
-
-			cmt_add_committed(e, m, cmt_protect_key(old, old->runs[i].state),
-					  0 - cmt_resv_bytes(old, s > first ? s : first,
-							     end < last ? end : last));
-		}
-	}
-	if (state & CMT_RUN_COMMITTED) {
-		cmt_add_committed(e, m, cmt_protect_key(old, state),
-				  cmt_resv_bytes(old, first, last));
-	}
+	cmt_vm_recount(e, m, old, first, last, state);
 	reg->cur = new;
 	history_push(e, m, seq, old, new, false);
 	return true;
