@@ -278,6 +278,28 @@ class MmapView:
             return None
         return lo, hi
 
+    def os_range_call(self, view, name, f, time_ns, tid):
+        """Counts a call on [addr, addr + length) that returns 0 or -1 with errno; whether it
+        failed."""
+        failed = _signed32(f["result"]) != 0
+        self.os_call(view, name, f, time_ns, tid, failed, _signed32(f["errnum"]),
+                     f["addr"], f["length"])  # fmt: skip
+        return failed
+
+    def unheld_pages(self, view, f, time_ns):
+        """The pages [lo, hi) of f's addr and length and the pieces of them no manager holds
+        (unheld), or None when there are none or the range overflows (the view is then
+        wrong)."""
+        span = self.page_range(view, f["addr"], f["length"])
+        if span is None:
+            self.os_wrong(view, time_ns)
+            return None
+        lo, hi = span
+        ranges = self.unheld(view, lo, hi)
+        if not ranges:
+            return None
+        return lo, hi, ranges
+
     def holder(self, view, address):
         for r in view.state.values():
             if r.base <= address < r.end:
@@ -331,19 +353,12 @@ class MmapView:
                     hi - lo, aprot)  # fmt: skip
 
     def on_os_munmap(self, view, f, time_ns, tid):
-        failed = _signed32(f["result"]) != 0
-        self.os_call(view, "munmap", f, time_ns, tid, failed, _signed32(f["errnum"]),
-                     f["addr"], f["length"])  # fmt: skip
-        if failed:
+        if self.os_range_call(view, "munmap", f, time_ns, tid):
             return
-        span = self.page_range(view, f["addr"], f["length"])
-        if span is None:
-            self.os_wrong(view, time_ns)
+        pages = self.unheld_pages(view, f, time_ns)
+        if pages is None:
             return
-        lo, hi = span
-        ranges = self.unheld(view, lo, hi)
-        if not ranges:
-            return
+        lo, hi, ranges = pages
         holder = self.holder(view, lo)
         for a, b in ranges:
             self.cut(view, a, b)
@@ -353,19 +368,12 @@ class MmapView:
     def on_os_mprotect(self, view, f, time_ns, tid):
         from clrmemtrace.oracle import protect_name, set_pages
 
-        failed = _signed32(f["result"]) != 0
-        self.os_call(view, "mprotect", f, time_ns, tid, failed, _signed32(f["errnum"]),
-                     f["addr"], f["length"])  # fmt: skip
-        if failed:
+        if self.os_range_call(view, "mprotect", f, time_ns, tid):
             return
-        span = self.page_range(view, f["addr"], f["length"])
-        if span is None:
-            self.os_wrong(view, time_ns)
+        pages = self.unheld_pages(view, f, time_ns)
+        if pages is None:
             return
-        lo, hi = span
-        ranges = self.unheld(view, lo, hi)
-        if not ranges:
-            return
+        lo, hi, ranges = pages
         prot = f["prot"] & 7
         holder = self.holder(view, lo)
         cow, first_reserved, old = False, False, 0
@@ -416,18 +424,14 @@ class MmapView:
                                            MEM_PRIVATE, "", False))  # fmt: skip
 
     def on_os_madvise(self, view, f, time_ns, tid):
-        failed = _signed32(f["result"]) != 0
-        self.os_call(view, "madvise", f, time_ns, tid, failed, _signed32(f["errnum"]),
-                     f["addr"], f["length"])  # fmt: skip
-        if failed or _signed32(f["advice"]) not in DISCARDING_ADVICE:
+        if self.os_range_call(view, "madvise", f, time_ns, tid):
             return
-        span = self.page_range(view, f["addr"], f["length"])
-        if span is None:
-            self.os_wrong(view, time_ns)
+        if _signed32(f["advice"]) not in DISCARDING_ADVICE:
             return
-        lo, hi = span
-        if not self.unheld(view, lo, hi):
+        pages = self.unheld_pages(view, f, time_ns)
+        if pages is None:
             return
+        lo, hi, _ = pages
         holder = self.holder(view, lo)
         view.seq += 1
         self.os_row(view, time_ns, tid, "reset", holder and holder.base, lo, hi - lo)
