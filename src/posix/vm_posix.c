@@ -63,6 +63,7 @@ struct vm {
 	struct vm_stats stats;
 	struct reclaimer rc;
 	struct policy *policy; /* may be NULL */
+	struct retired *spare; /* released regions to reuse; writers only */
 };
 
 /* Where the next NULL-address reservation is tried first (top-down, like the kernel). */
@@ -98,9 +99,58 @@ static void region_free(struct region *r)
 	free(r);
 }
 
+/*
+ * Released regions past their grace period, kept for new reservations: a
+ * stack that region_dtor pushes and region_new takes whole into its vm's
+ * spares. Without it every reservation would take malloc's slow path and
+ * every release free's: reclamation hands regions back in bursts (a grace
+ * period covers many batches), far more than malloc's per-thread cache
+ * holds. region_dtor runs in whichever writer reclaims, hence the atomics.
+ * The bound keeps what a burst of releases leaves behind small.
+ */
+#define REGION_CACHE_MAX 1024u
+static struct retired *region_cache;
+static unsigned region_cache_count; /* about how many: a bound, not an exact count */
+
 static void region_dtor(struct retired *ret)
 {
-	region_free(container_of(ret, struct region, retired));
+	struct region *r = container_of(ret, struct region, retired);
+
+	if (__atomic_load_n(&region_cache_count, __ATOMIC_RELAXED) >= REGION_CACHE_MAX) {
+		region_free(r);
+		return;
+	}
+	if (!is_inline(r, r->runs)) {
+		clrmemtrace__pm_free(r->runs);
+	}
+	__atomic_add_fetch(&region_cache_count, 1, __ATOMIC_RELAXED);
+	ret->next = __atomic_load_n(&region_cache, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&region_cache, &ret->next, ret, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED)) {
+	}
+}
+
+/* Writers: a region to fill in, from the vm's spares, the cache or calloc. */
+static struct region *region_new(struct vm *vm)
+{
+	struct retired *ret = vm->spare;
+
+	if (!ret) {
+		ret = __atomic_exchange_n(&region_cache, NULL, __ATOMIC_ACQUIRE);
+		if (!ret) {
+			return calloc(1, sizeof(struct region));
+		}
+		__atomic_store_n(&region_cache_count, 0, __ATOMIC_RELAXED);
+	}
+	vm->spare = ret->next;
+	return container_of(ret, struct region, retired);
+}
+
+/* Writers: gives back a region from region_new that no reader has seen. */
+static void region_unused(struct vm *vm, struct region *r)
+{
+	r->retired.next = vm->spare;
+	vm->spare = &r->retired;
 }
 
 /*
@@ -237,6 +287,12 @@ void clrmemtrace__vm_destroy(struct vm *vm)
 		at = (r->end + CLRMEMTRACE_GRANULARITY - 1) & ~(CLRMEMTRACE_GRANULARITY - 1);
 		region_free(r);
 	}
+	while (vm->spare) {
+		struct retired *next = vm->spare->next;
+
+		free(container_of(vm->spare, struct region, retired));
+		vm->spare = next;
+	}
 	clrmemtrace__addrmap_fini(&vm->map);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
@@ -278,11 +334,12 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 	if (err) {
 		return err;
 	}
-	r = calloc(1, sizeof(*r));
+	r = region_new(vm);
 	if (!r) {
 		uncharge(vm, committed_bytes, len);
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
+	/* A reused region keeps its last tenant's values: all that readers use is set below. */
 	r->runs = inline_runs(r, 0);
 	clrmemtrace__pm_init(r->runs, INLINE_RUNS, to_pages(len), state);
 	if (base) {
@@ -298,7 +355,7 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 		base = (uintptr_t)p;
 	}
 	if (err) {
-		free(r);
+		region_unused(vm, r);
 		uncharge(vm, committed_bytes, len);
 		return err;
 	}
