@@ -379,6 +379,12 @@ void cmt_json_null(struct cmt_out *o)
 	cmt_out_puts(o, "null");
 }
 
+void cmt_json_digits(struct cmt_out *o, const char *digits)
+{
+	element(o);
+	cmt_out_puts(o, digits);
+}
+
 void cmt_json_newline(struct cmt_out *o)
 {
 	cmt_out_putc(o, '\n');

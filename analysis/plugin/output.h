@@ -60,6 +60,8 @@ void cmt_json_i64(struct cmt_out *o, int64_t v);
 void cmt_json_double(struct cmt_out *o, double v, int decimals);
 void cmt_json_bool(struct cmt_out *o, bool v);
 void cmt_json_null(struct cmt_out *o);
+/* A number given by its decimal digits (for values beyond 64 bits). */
+void cmt_json_digits(struct cmt_out *o, const char *digits);
 /* A line break between elements, for readability of large documents. */
 void cmt_json_newline(struct cmt_out *o);
 

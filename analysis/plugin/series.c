@@ -7,7 +7,8 @@
  * sample per slice where it changed: the time and value of its last change
  * there, and the largest value it had in the slice. When an event falls in
  * slice `points`, every slice doubles (pairs of samples merge), so at the end
- * 2^w is the smallest power of two with (end - begin) / 2^w < points.
+ * 2^w is the smallest power of two with (end - begin) / 2^w < points: up
+ * to 2^64, one slice for a trace spanning 2^63 ns or more with `points` 1.
  *
  * Spans are kept in a min-heap of the `points` largest by size x duration.
  */
@@ -155,7 +156,7 @@ void cmt_series_advance(struct cmt_engine *e, int64_t t)
 	}
 	series_begin(e);
 	off = t > s->begin_ns ? (uint64_t)t - (uint64_t)s->begin_ns : 0;
-	while (s->wshift < 63 && (off >> s->wshift) >= s->points) {
+	while (s->wshift < 64 && (off >> s->wshift) >= s->points) {
 		s->wshift++;
 		for (i = 0; i < s->nall; i++) {
 			sampler_halve(s->all[i]);
@@ -179,7 +180,7 @@ void cmt_sampler_set(struct cmt_engine *e, struct cmt_sampler *sp, uint64_t valu
 		t = sp->s[sp->n - 1].t;
 	}
 	off = t > s->begin_ns ? (uint64_t)t - (uint64_t)s->begin_ns : 0;
-	slice = off >> s->wshift;
+	slice = s->wshift < 64 ? off >> s->wshift : 0;
 	last = sp->n ? &sp->s[sp->n - 1] : NULL;
 	if (last && last->slice >= slice) {
 		last->t = t;

@@ -1008,6 +1008,66 @@ static void test_random_events_every_mode(void **state)
 	run_random(CMT_MODE_MAP, 50000);
 }
 
+/* ---------- Series over the whole clock range ---------- */
+
+/* The text of the file at path (the caller frees it). */
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/*
+ * Events 2^63 ns or more apart with one point: a single slice of 2^64 ns,
+ * so each counter keeps one sample (the slice width once stopped at 2^63,
+ * leaving two).
+ */
+static void test_series_whole_clock_range(void **state)
+{
+	struct cmt_config cfg = { CMT_MODE_SERIES, 0, 1, 10 };
+	struct cmt_engine *e;
+	struct cmt_out o;
+	char path[256], *text;
+	const char *samples;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test-analysis-series-%d.json", (int)getpid());
+	assert_int_equal(cmt_out_open(&o, path), 0);
+	e = cmt_engine_create(&cfg, &o);
+	assert_non_null(e);
+	clock_ns = INT64_MIN + 1000;
+	create(e);
+	ev_alloc(e, 0, 0x10000, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, 0x10000, CMT_S_OK, 1);
+	clock_ns = INT64_MAX - 1000;
+	ev_alloc(e, 0, 0x20000, CMT_MEM_RESERVE, CMT_PAGE_READWRITE, 0x20000, CMT_S_OK, 2);
+	cmt_engine_finish(e);
+	assert_false(cmt_engine_failed(e));
+	assert_int_equal(cmt_out_commit(&o), 0);
+	cmt_engine_destroy(e);
+	text = read_text(path);
+	assert_non_null(strstr(text, "\"slice_ns\":18446744073709551616"));
+	samples = strstr(text, "\"reserved_bytes\":");
+	assert_non_null(samples);
+	assert_int_equal(strncmp(samples, "\"reserved_bytes\":[[9223372036854774807,196608]]",
+				 strlen("\"reserved_bytes\":[[9223372036854774807,196608]]")), 0);
+	free(text);
+	unlink(path);
+	clock_ns = 1000;
+}
+
 /* ---------- The mmap view against a page array ---------- */
 
 #define VIEW_BASE UINT64_C(0x10000000)
@@ -1382,6 +1442,7 @@ int main(void)
 		cmocka_unit_test(test_output_escaping_and_atomic_write),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_random_events_every_mode),
+		cmocka_unit_test(test_series_whole_clock_range),
 		cmocka_unit_test(test_os_view_against_pages),
 		cmocka_unit_test(test_os_view_hostile),
 	};
