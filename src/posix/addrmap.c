@@ -166,11 +166,10 @@ static void leaf_clear(struct addrmap *m, struct addrmap_node *n, uintptr_t i, u
 {
 	uint32_t cleared = 0;
 
+	/* No branch per slot: clearing an empty slot again changes nothing. */
 	for (; i <= last; i++) {
-		if (n->slot[i]) {
-			store_slot(n, i, 0);
-			cleared++;
-		}
+		cleared += n->slot[i] != 0;
+		__atomic_store_n(&n->slot[i], 0, __ATOMIC_RELAXED);
 	}
 	if (cleared) {
 		n->used -= cleared;

@@ -66,6 +66,7 @@ struct vm {
 	struct reclaimer rc;
 	struct policy *policy; /* may be NULL */
 	struct retired *spare; /* released regions to reuse; writers only */
+	struct region *last;   /* the reservation writers found last, or NULL; writers only */
 };
 
 /* Where the next NULL-address reservation is tried first (top-down, like the kernel). */
@@ -191,12 +192,24 @@ static void bump_seq(struct vm *vm)
 	__atomic_store_n(&vm->seq, vm->seq + 1, __ATOMIC_RELEASE);
 }
 
-/* Writers only: the reservation holding addr, or NULL. */
+/*
+ * Writers only: the reservation holding addr, or NULL. A host works on one
+ * reservation for several calls in a row (reserve, commit, protect, ...),
+ * so the last one found is tried before the map.
+ */
 static struct region *find_region(struct vm *vm, uintptr_t addr)
 {
-	struct region *r = clrmemtrace__addrmap_lookup(&vm->map, addr);
+	struct region *r = vm->last;
 
-	return r && addr >= r->base && addr < r->end ? r : NULL;
+	if (r && addr >= r->base && addr < r->end) {
+		return r;
+	}
+	r = clrmemtrace__addrmap_lookup(&vm->map, addr);
+	if (!r || addr < r->base || addr >= r->end) {
+		return NULL;
+	}
+	vm->last = r;
+	return r;
 }
 
 /*
@@ -393,6 +406,7 @@ static int reserve(struct vm *vm, uintptr_t base, size_t len, uint8_t state, uin
 		return err;
 	}
 	__atomic_store_n(&placement_hint, base, __ATOMIC_RELAXED);
+	vm->last = r;
 	vm->stats.regions++;
 	vm->stats.reserved_bytes += len;
 	vm->stats.committed_bytes += r->committed << clrmemtrace__sys.page_shift;
@@ -581,6 +595,9 @@ static int release(struct vm *vm, struct region *r)
 		return err;
 	}
 	clrmemtrace__addrmap_remove(&vm->map, r->base, r->end);
+	if (vm->last == r) {
+		vm->last = NULL;
+	}
 	vm->stats.regions--;
 	vm->stats.reserved_bytes -= len;
 	vm->stats.committed_bytes -= r->committed << clrmemtrace__sys.page_shift;
