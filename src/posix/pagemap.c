@@ -33,14 +33,15 @@ static struct pm_runs *runs_alloc(uint64_t pages, uint32_t capacity)
 	return r;
 }
 
-/* Appends a run unless it continues the previous one's state. */
-static void runs_append(struct pm_runs *r, uint32_t *count, uint64_t first, uint8_t state)
+/* Appends a run (first_page << 8 | state) unless it continues the state of the last one, *last. */
+static inline void runs_append(struct pm_runs *r, uint32_t *count, int *last, uint64_t raw)
 {
-	if (*count > 0 && pm_run_state(r, *count - 1) == state) {
+	if ((uint8_t)raw == *last) {
 		return;
 	}
-	__atomic_store_n(&r->run[*count], (first << 8) | state, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->run[*count], raw, __ATOMIC_RELAXED);
 	(*count)++;
+	*last = (uint8_t)raw;
 }
 
 void clrmemtrace__pm_init(struct pm_runs *buf, uint32_t capacity, uint64_t pages, uint8_t state)
@@ -81,37 +82,40 @@ uint32_t clrmemtrace__pm_find(const struct pm_runs *r, uint64_t page)
 bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint64_t first,
 			      uint64_t end, uint8_t state)
 {
-	uint32_t i, ifirst, iend, n = 0, count = pm_count_runs(r);
+	uint32_t i, n = 0, count = pm_count_runs(r);
+	uint64_t pages = r->pages;
+	int last = -1; /* the state of the run written last, -1 before the first */
 
 	/* At most one run splits into two around [first, end), plus the new run. */
 	if (dst->capacity < count + 2) {
 		return false;
 	}
 	/* A buffer readers may still look at keeps its size: write it only if it differs. */
-	if (dst->pages != r->pages) {
-		dst->pages = r->pages;
+	if (dst->pages != pages) {
+		dst->pages = pages;
 	}
-	if (first >= end) {
-		/* An empty range changes nothing; a zero-length run would break the invariants. */
-		for (i = 0; i < count; i++) {
-			runs_append(dst, &n, pm_run_start(r, i), pm_run_state(r, i));
+	/*
+	 * One pass over the runs, each [s, e): the part before first, the new
+	 * run once, the part from end on. An empty range changes nothing: a
+	 * zero-length run would break the invariants.
+	 */
+	for (i = 0; i < count; i++) {
+		uint64_t raw = pm_run_raw(r, i), s = raw >> 8;
+		uint64_t e = i + 1 < count ? pm_run_start(r, i + 1) : pages;
+		uint8_t st = (uint8_t)raw;
+
+		if (first >= end || e <= first || s >= end) {
+			runs_append(dst, &n, &last, raw);
+			continue;
 		}
-		__atomic_store_n(&dst->count, n, __ATOMIC_RELAXED);
-		return true;
-	}
-	ifirst = clrmemtrace__pm_find(r, first);
-	for (i = 0; i < ifirst; i++) {
-		runs_append(dst, &n, pm_run_start(r, i), pm_run_state(r, i));
-	}
-	if (pm_run_start(r, ifirst) < first) {
-		runs_append(dst, &n, pm_run_start(r, ifirst), pm_run_state(r, ifirst));
-	}
-	runs_append(dst, &n, first, state);
-	if (end < r->pages) {
-		iend = clrmemtrace__pm_find(r, end);
-		runs_append(dst, &n, end, pm_run_state(r, iend));
-		for (i = iend + 1; i < count; i++) {
-			runs_append(dst, &n, pm_run_start(r, i), pm_run_state(r, i));
+		if (s < first) {
+			runs_append(dst, &n, &last, raw);
+		}
+		if (s <= first) {
+			runs_append(dst, &n, &last, (first << 8) | state);
+		}
+		if (e > end) {
+			runs_append(dst, &n, &last, (end << 8) | st);
 		}
 	}
 	__atomic_store_n(&dst->count, n, __ATOMIC_RELAXED);
@@ -176,10 +180,16 @@ static const uint32_t index_to_win32[8] = {
 	0,
 };
 
+/* The protection index of each single base bit, by bit number; 0 for the copy-on-write values. */
+static const uint8_t bit_to_index[8] = {
+	PM_PROT_NOACCESS,     PM_PROT_READONLY,     PM_PROT_READWRITE,         0,
+	PM_PROT_EXECUTE,      PM_PROT_EXECUTE_READ, PM_PROT_EXECUTE_READWRITE, 0,
+};
+
 int clrmemtrace__pm_from_win32(uint32_t protect, uint8_t *state, uint32_t *cache)
 {
 	const uint32_t modifiers = PAGE_GUARD | PAGE_NOCACHE | PAGE_WRITECOMBINE;
-	uint32_t base;
+	uint32_t base, mods;
 	uint8_t index;
 
 	/* Control Flow Guard is not emulated: its flag is accepted and dropped, as Wine does. */
@@ -188,41 +198,29 @@ int clrmemtrace__pm_from_win32(uint32_t protect, uint8_t *state, uint32_t *cache
 	if (protect & ~(0xffu | modifiers)) {
 		return ERROR_INVALID_PARAMETER;
 	}
-	switch (base) {
-	case PAGE_NOACCESS:
-		index = PM_PROT_NOACCESS;
-		break;
-	case PAGE_READONLY:
-		index = PM_PROT_READONLY;
-		break;
-	case PAGE_READWRITE:
-		index = PM_PROT_READWRITE;
-		break;
-	case PAGE_EXECUTE:
-		index = PM_PROT_EXECUTE;
-		break;
-	case PAGE_EXECUTE_READ:
-		index = PM_PROT_EXECUTE_READ;
-		break;
-	case PAGE_EXECUTE_READWRITE:
-		index = PM_PROT_EXECUTE_READWRITE;
-		break;
-	default:
-		/* 0, several base bits, and the copy-on-write values (private memory has none). */
+	/* 0, several base bits, and the copy-on-write values (private memory has none). */
+	if (base == 0 || (base & (base - 1)) != 0) {
 		return ERROR_INVALID_PARAMETER;
 	}
-	/* Microsoft's documented contract: these modifiers exclude one another and NOACCESS. */
-	if ((protect & PAGE_GUARD) && (protect & (PAGE_NOCACHE | PAGE_WRITECOMBINE))) {
+	index = bit_to_index[__builtin_ctz(base)];
+	if (index == 0) {
 		return ERROR_INVALID_PARAMETER;
 	}
-	if ((protect & PAGE_NOCACHE) && (protect & PAGE_WRITECOMBINE)) {
-		return ERROR_INVALID_PARAMETER;
+	mods = protect & modifiers;
+	if (mods) {
+		/* Microsoft's documented contract: these modifiers exclude one another and NOACCESS. */
+		if ((mods & PAGE_GUARD) && (mods & (PAGE_NOCACHE | PAGE_WRITECOMBINE))) {
+			return ERROR_INVALID_PARAMETER;
+		}
+		if ((mods & PAGE_NOCACHE) && (mods & PAGE_WRITECOMBINE)) {
+			return ERROR_INVALID_PARAMETER;
+		}
+		if (base == PAGE_NOACCESS) {
+			return ERROR_INVALID_PARAMETER;
+		}
 	}
-	if ((protect & modifiers) && base == PAGE_NOACCESS) {
-		return ERROR_INVALID_PARAMETER;
-	}
-	*state = (uint8_t)(PM_COMMITTED | index | ((protect & PAGE_GUARD) ? PM_GUARD : 0));
-	*cache = protect & (PAGE_NOCACHE | PAGE_WRITECOMBINE);
+	*state = (uint8_t)(PM_COMMITTED | index | ((mods & PAGE_GUARD) ? PM_GUARD : 0));
+	*cache = mods & (PAGE_NOCACHE | PAGE_WRITECOMBINE);
 	return 0;
 }
 
