@@ -7,13 +7,16 @@
  * reservations and reserves and commits a new one; every 16th round
  * protects a page of one.
  *
- * Usage: bench-analysis-gen EVENTS [--wait]
+ * Usage: bench-analysis-gen EVENTS [--wait] [--live N]
  * With --wait, reads a line from standard input before the first call (so
- * the recording session can track this process first). Prints the number of
- * events the calls emit.
+ * the recording session can track this process first). With --live N, it
+ * then reserves N more 64 KiB regions and exits holding them (N live
+ * regions at the end of the trace). Prints the number of events the calls
+ * emit.
  */
 #include <clrmemtrace.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,16 +50,27 @@ int main(int argc, char **argv)
 	static char *resv[RESERVATIONS];
 	IHostMemoryManager *mm;
 	IHostMalloc *heap;
-	uint64_t target, calls = 0, round;
+	uint64_t target, calls = 0, round, live = 0;
 	uint32_t rnd = 2463534242u;
+	bool wait = false, usage = argc < 2;
 	unsigned int i;
+	int a;
 
-	if (argc < 2 || argc > 3 || (target = strtoull(argv[1], NULL, 10)) == 0 ||
-	    (argc == 3 && strcmp(argv[2], "--wait") != 0)) {
-		fprintf(stderr, "usage: bench-analysis-gen EVENTS [--wait]\n");
+	target = usage ? 0 : strtoull(argv[1], NULL, 10);
+	for (a = 2; a < argc && !usage; a++) {
+		if (strcmp(argv[a], "--wait") == 0) {
+			wait = true;
+		} else if (strcmp(argv[a], "--live") == 0 && a + 1 < argc) {
+			live = strtoull(argv[++a], NULL, 10);
+		} else {
+			usage = true;
+		}
+	}
+	if (usage || target == 0) {
+		fprintf(stderr, "usage: bench-analysis-gen EVENTS [--wait] [--live N]\n");
 		return 2;
 	}
-	if (argc == 3) {
+	if (wait) {
 		char line[16];
 
 		if (!fgets(line, sizeof(line), stdin)) {
@@ -127,6 +141,19 @@ int main(int argc, char **argv)
 			IHostMemoryManager_VirtualFree(mm, resv[i], 0, MEM_RELEASE);
 			calls++;
 		}
+	}
+	for (round = 0; round < live; round++) {
+		void *p;
+
+		check("reserve", IHostMemoryManager_VirtualAlloc(mm, NULL, 16 * PAGE, MEM_RESERVE,
+								 PAGE_READWRITE, eTaskCritical, &p));
+		calls++;
+	}
+	if (live) {
+		/* The regions stay: the manager is not released. */
+		IHostMalloc_Release(heap);
+		printf("%llu\n", (unsigned long long)calls + 1);
+		return 0;
 	}
 	/* Each last Release emits one event (malloc_destroy, manager_destroy). */
 	IHostMalloc_Release(heap);
