@@ -80,10 +80,10 @@ uint32_t clrmemtrace__pm_find(const struct pm_runs *r, uint64_t page)
 }
 
 bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint64_t first,
-			      uint64_t end, uint8_t state)
+			      uint64_t end, uint8_t state, uint64_t *committed)
 {
 	uint32_t i, n = 0, count = pm_count_runs(r);
-	uint64_t pages = r->pages;
+	uint64_t pages = r->pages, replaced = 0;
 	int last = -1; /* the state of the run written last, -1 before the first */
 
 	/* At most one run splits into two around [first, end), plus the new run. */
@@ -108,6 +108,9 @@ bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint
 			runs_append(dst, &n, &last, raw);
 			continue;
 		}
+		if (st & PM_COMMITTED) {
+			replaced += (e < end ? e : end) - (s > first ? s : first);
+		}
 		if (s < first) {
 			runs_append(dst, &n, &last, raw);
 		}
@@ -119,6 +122,7 @@ bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint
 		}
 	}
 	__atomic_store_n(&dst->count, n, __ATOMIC_RELAXED);
+	*committed = replaced;
 	return true;
 }
 
@@ -126,9 +130,10 @@ struct pm_runs *clrmemtrace__pm_set(const struct pm_runs *r, uint64_t first, uin
 				    uint8_t state)
 {
 	struct pm_runs *n = runs_alloc(r->pages, pm_count_runs(r) + 2);
+	uint64_t committed;
 
 	if (n) {
-		clrmemtrace__pm_set_into(n, r, first, end, state);
+		clrmemtrace__pm_set_into(n, r, first, end, state, &committed);
 	}
 	return n;
 }

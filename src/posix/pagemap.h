@@ -83,10 +83,11 @@ void clrmemtrace__pm_init(struct pm_runs *buf, uint32_t capacity, uint64_t pages
 /*
  * Writes into dst the map `r` with pages [first, end) set to `state`, if dst
  * has room for r's runs plus two; returns false (dst untouched) otherwise.
- * dst and r must be different buffers.
+ * dst and r must be different buffers. *committed receives the number of
+ * pages of [first, end) that r has committed, which the change replaces.
  */
 bool clrmemtrace__pm_set_into(struct pm_runs *dst, const struct pm_runs *r, uint64_t first,
-			      uint64_t end, uint8_t state);
+			      uint64_t end, uint8_t state, uint64_t *committed);
 
 /* A map of `pages` pages all in `state`; NULL when out of memory. */
 struct pm_runs *clrmemtrace__pm_new(uint64_t pages, uint8_t state);

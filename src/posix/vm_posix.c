@@ -176,10 +176,11 @@ static void region_unused(struct vm *vm, struct region *r)
  * Builds the map of r with pages [first, last) in `state`, unpublished:
  * into the inline buffer readers are not given when it has room (after
  * bumping the version, so a reader still on it retries), else into a new
- * heap array. NULL when that allocation fails.
+ * heap array. NULL when that allocation fails. Either way *committed
+ * receives how many of those pages r has committed now.
  */
 static struct pm_runs *region_prepare(struct region *r, uint64_t first, uint64_t last,
-				      uint8_t state)
+				      uint8_t state, uint64_t *committed)
 {
 	struct pm_runs *spare = r->runs == inline_runs(r, 0) ? inline_runs(r, 1) : inline_runs(r, 0);
 
@@ -189,9 +190,10 @@ static struct pm_runs *region_prepare(struct region *r, uint64_t first, uint64_t
 		if (spare->capacity != INLINE_RUNS) {
 			spare->capacity = INLINE_RUNS; /* first use: no reader has seen it */
 		}
-		clrmemtrace__pm_set_into(spare, r->runs, first, last, state);
+		clrmemtrace__pm_set_into(spare, r->runs, first, last, state, committed);
 		return spare;
 	}
+	*committed = clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED);
 	return clrmemtrace__pm_set(r->runs, first, last, state);
 }
 
@@ -452,13 +454,15 @@ static int commit(struct vm *vm, uintptr_t base, uintptr_t end, uint32_t protect
 	}
 	first = to_pages(base - r->base);
 	last = to_pages(end - r->base);
-	before = clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED);
+	next = region_prepare(r, first, last, state, &before);
 	added = (last - first - before) << clrmemtrace__sys.page_shift;
 	err = charge(vm, added, 0, level);
 	if (err) {
+		if (next) {
+			region_abandon(r, next);
+		}
 		return err;
 	}
-	next = region_prepare(r, first, last, state);
 	if (!next) {
 		uncharge(vm, added, 0);
 		return ERROR_NOT_ENOUGH_MEMORY;
@@ -572,15 +576,16 @@ int clrmemtrace__vm_alloc(struct vm *vm, void *address, size_t size, uint32_t ty
 
 static int decommit(struct vm *vm, struct region *r, uintptr_t base, uintptr_t end)
 {
-	uint64_t first = to_pages(base - r->base), last = to_pages(end - r->base);
-	uint64_t committed = clrmemtrace__pm_count(r->runs, first, last, PM_COMMITTED, PM_COMMITTED);
-	struct pm_runs *next;
+	uint64_t first = to_pages(base - r->base), last = to_pages(end - r->base), committed;
+	struct pm_runs *next = region_prepare(r, first, last, PM_RESERVED, &committed);
 	int err;
 
 	if (!committed) {
+		if (next) {
+			region_abandon(r, next);
+		}
 		return 0; /* #31: nothing committed, nothing to do */
 	}
-	next = region_prepare(r, first, last, PM_RESERVED);
 	if (!next) {
 		return ERROR_NOT_ENOUGH_MEMORY;
 	}
@@ -674,7 +679,7 @@ int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t 
 	uintptr_t addr = (uintptr_t)address, base = page_down(addr), end;
 	struct pm_runs *next;
 	struct region *r;
-	uint64_t first, last;
+	uint64_t first, last, replaced;
 	uint32_t cache;
 	uint8_t state, first_state;
 	int err;
@@ -713,7 +718,7 @@ int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t 
 	if (first == last) {
 		return 0; /* a zero-length range at a page boundary changes nothing */
 	}
-	next = region_prepare(r, first, last, state);
+	next = region_prepare(r, first, last, state, &replaced); /* all committed, as checked */
 	if (!next) {
 		*old_protect = 0;
 		return ERROR_NOT_ENOUGH_MEMORY;
