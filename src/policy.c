@@ -196,6 +196,16 @@ static uint64_t limit_for(uint64_t budget, uint64_t reserve, int level)
 
 int clrmemtrace__policy_charge(struct policy *p, uint64_t commit, uint64_t reserve, int level)
 {
+	if (!p->commit_budget && !p->address_space_budget) {
+		/* Nothing to check against, and without a commit budget the zone stays 0. */
+		if (commit) {
+			__atomic_add_fetch(&p->committed, commit, __ATOMIC_RELAXED);
+		}
+		if (reserve) {
+			__atomic_add_fetch(&p->reserved, reserve, __ATOMIC_RELAXED);
+		}
+		return 0;
+	}
 	if (!add_within(&p->committed, commit,
 			limit_for(p->commit_budget, p->emergency_reserve, level))) {
 		return ERROR_COMMITMENT_LIMIT;
@@ -222,8 +232,8 @@ void clrmemtrace__policy_uncharge(struct policy *p, uint64_t commit, uint64_t re
 	if (reserve) {
 		__atomic_sub_fetch(&p->reserved, reserve, __ATOMIC_RELAXED);
 	}
-	if (commit) {
-		maybe_kick(p, c);
+	if (commit && p->commit_budget) {
+		maybe_kick(p, c); /* without a commit budget the zone stays 0 */
 	}
 }
 
