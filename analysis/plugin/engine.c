@@ -530,6 +530,7 @@ static struct cmt_manager *get_manager(struct cmt_engine *e, struct cmt_process 
 static void never_dumped(struct cmt_engine *e, struct cmt_manager *m, int64_t t, bool ended)
 {
 	m->awaiting = false;
+	cmt_heap_awaited(m);
 	m->reasons |= m->late ? CMT_R_FIRST_SEEN_LATE : CMT_R_DUMP_UNFINISHED;
 	open_window(e, m, m->first_ns);
 	if (!ended) {
@@ -546,6 +547,8 @@ static void awaiting_lost(struct cmt_engine *e, struct cmt_manager *m)
 	}
 	/* All it held were the heaps its dropped dump's events made. */
 	cmt_heap_destroy_all(e, m);
+	/* The frees it remembered may have been followed by lost allocs. */
+	cmt_heap_awaited(m);
 }
 
 static void manager_destroy(struct cmt_engine *e, struct cmt_manager *m)

@@ -11,7 +11,10 @@
  * marked touched in the dump's generation and the dump's word about it is
  * ignored. The blocks a dump lists are kept aside until its statedump_end,
  * where they become the live set: live blocks neither listed nor touched
- * went away, and heaps the dump did not list were destroyed.
+ * went away, and heaps the dump did not list were destroyed. A block's event
+ * can fall just outside the dump (EVENTS.md): a listed block whose last event
+ * before the dump was a malloc_free stays freed, and a listed block the state
+ * did not hold is marked unseen, so that its malloc_alloc may still follow.
  */
 #include "state.h"
 
@@ -288,8 +291,12 @@ static void on_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct c
 	if (!b) {
 		return;
 	}
-	if (block_state(b) == CMT_B_LIVE && heap_known(h)) {
-		/* Handed out twice without a free between: the state missed an event. */
+	if (block_state(b) == CMT_B_LIVE && heap_known(h) && !(b->meta & CMT_B_UNSEEN)) {
+		/*
+		 * Handed out twice without a free between: the state missed an
+		 * event. (A block a dump listed before its alloc was traced gets
+		 * its malloc_alloc after the dump: that is its first event.)
+		 */
 		m->reasons |= CMT_R_HEAP_INCONSISTENT;
 	}
 	if (m->dump.active) {
@@ -395,7 +402,24 @@ static void on_dump_block(struct cmt_engine *e, struct cmt_manager *m,
 	b->size = ev->f[CMT_F_SIZE];
 }
 
-/* Makes the blocks the dump listed live, unless an event during the dump said otherwise. */
+/*
+ * Whether the last event of a block the dump lists, before the dump, was a
+ * successful malloc_free (b: its entry, or NULL): the free was traced before
+ * statedump_begin and the block's word cleared after the dump read it
+ * (EVENTS.md, "State dumps"), so the block is free. Should it have been
+ * handed out again meanwhile, its malloc_alloc comes after the dump.
+ */
+static bool freed_before(const struct cmt_manager *m, const struct cmt_heap *h,
+			 const struct cmt_block *b, uint64_t ptr)
+{
+	if (b) {
+		return block_state(b) == CMT_B_FREED && !(b->meta & CMT_B_DROPPED) && heap_known(h);
+	}
+	return m->awaiting && (uintptr_t)h->id &&
+	       cmt_map_get(&m->awaiting_freed, ptr) == (void *)(uintptr_t)h->id;
+}
+
+/* Makes the blocks the dump listed live, unless an event said otherwise. */
 static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
 {
 	struct cmt_dump *d = &m->dump;
@@ -404,7 +428,7 @@ static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
 	for (i = 0; i < d->nblocks; i++) {
 		struct cmt_heap *h;
 		struct cmt_block *b;
-		uint32_t site = 0;
+		uint32_t site = 0, marks = CMT_B_CONFIRMED;
 
 		if (cmt_map_get(&m->dump_destroyed, d->blocks[i].heap_id)) {
 			/* Released during the dump: its blocks went with it. */
@@ -415,18 +439,34 @@ static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
 			return;
 		}
 		h->dump_gen = m->dump_gen;
-		b = find_or_add(e, h, d->blocks[i].ptr);
-		if (!b) {
-			return;
-		}
-		if (block_gen(b) == (m->dump_gen & GEN_MASK) && (b->meta & CMT_B_TOUCHED)) {
+		b = find(h, d->blocks[i].ptr);
+		if (b && block_gen(b) == (m->dump_gen & GEN_MASK) && (b->meta & CMT_B_TOUCHED)) {
 			/* An alloc or free during the dump says more than the dump. */
 			continue;
 		}
-		if (block_state(b) == CMT_B_LIVE && b->size == d->blocks[i].size) {
+		if (freed_before(m, h, b, d->blocks[i].ptr)) {
+			if (!b) {
+				/* Freed while the manager awaited its dump: remembered from now. */
+				b = find_or_add(e, h, d->blocks[i].ptr);
+				if (!b) {
+					return;
+				}
+				make_freed(e, h, b, 0, 0);
+			}
+			continue;
+		}
+		if (!b) {
+			b = find_or_add(e, h, d->blocks[i].ptr);
+			if (!b) {
+				return;
+			}
+		}
+		if (block_state(b) != CMT_B_LIVE || (b->meta & CMT_B_UNSEEN)) {
+			marks |= CMT_B_UNSEEN;
+		} else if (b->size == d->blocks[i].size) {
 			site = b->site;
 		}
-		make_live(e, h, b, d->blocks[i].size, site, CMT_B_CONFIRMED, m->dump_gen);
+		make_live(e, h, b, d->blocks[i].size, site, marks, m->dump_gen);
 	}
 }
 
@@ -436,15 +476,27 @@ static void apply_dump_blocks(struct cmt_engine *e, struct cmt_manager *m)
  */
 static void awaiting_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
 {
+	uint64_t ptr = ev->f[CMT_F_PTR], id = ev->f[CMT_F_HEAP_ID];
+
 	if ((int32_t)ev->f[CMT_F_HR] != CMT_S_OK) {
 		return;
 	}
 	if (ev->type == CMT_EV_MALLOC_ALLOC) {
 		e->allocs++;
 		m->h.allocs++;
-	} else if (ev->type == CMT_EV_MALLOC_FREE && ev->f[CMT_F_PTR]) {
+		cmt_map_remove(&m->awaiting_freed, ptr);
+	} else if (ev->type == CMT_EV_MALLOC_FREE && ptr) {
 		e->frees++;
 		m->h.frees++;
+		/* For the dump, which may still list it (freed_before). */
+		if (!(uintptr_t)id) {
+			cmt_map_remove(&m->awaiting_freed, ptr);
+		} else if (cmt_map_put(&m->awaiting_freed, ptr, (void *)(uintptr_t)id) != 0) {
+			cmt_fail(e);
+		} else if (m->awaiting_freed.count > CMT_FREED_MEMORY) {
+			cmt_map_fini(&m->awaiting_freed);
+		}
+		cmt_expose(e, m);
 	}
 }
 
@@ -548,8 +600,9 @@ static void sweep(struct cmt_engine *e, struct cmt_heap *h)
 	if (h->marked_gen == h->m->dump_gen && h->marked_live == h->live) {
 		return;
 	}
-	/* The sweep reads the whole table: keep it to about the live blocks. */
-	if (h->freed > 2 * (uint64_t)h->live + 64 && purge_freed(h) != 0) {
+	/* The sweep reads the whole table: forget the freed entries when find_or_add would. */
+	if (h->freed > CMT_FREED_MEMORY && h->freed > 2 * (uint64_t)h->live &&
+	    purge_freed(h) != 0) {
 		cmt_fail(e);
 		return;
 	}
@@ -557,7 +610,7 @@ static void sweep(struct cmt_engine *e, struct cmt_heap *h)
 		struct cmt_block *b = &h->tab[j];
 
 		if (block_state(b) == CMT_B_LIVE && !is_marked(h, b)) {
-			make_freed(e, h, b, 0, 0);
+			make_freed(e, h, b, CMT_B_DROPPED, 0);
 		}
 	}
 }
@@ -614,6 +667,7 @@ void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
 	}
 	free(v);
 	cmt_heap_dump_dropped(m);
+	cmt_heap_awaited(m);
 }
 
 bool cmt_heap_shown(const struct cmt_heap *h)
@@ -625,6 +679,11 @@ bool cmt_heap_shown(const struct cmt_heap *h)
 void cmt_heap_dump_dropped(struct cmt_manager *m)
 {
 	cmt_map_fini(&m->dump_destroyed);
+}
+
+void cmt_heap_awaited(struct cmt_manager *m)
+{
+	cmt_map_fini(&m->awaiting_freed);
 }
 
 void cmt_heap_mark_unknown(struct cmt_manager *m)
@@ -660,6 +719,7 @@ void cmt_heap_fini(struct cmt_manager *m)
 		}
 	}
 	cmt_map_fini(&m->heaps);
+	cmt_map_fini(&m->awaiting_freed);
 	m->last_heap = NULL;
 }
 

@@ -186,7 +186,9 @@ enum {
 	CMT_B_STATE = 3u,
 	CMT_B_TOUCHED = 4u,   /* an alloc or free during the current dump */
 	CMT_B_CONFIRMED = 8u, /* listed by the current dump */
-	CMT_B_GEN_SHIFT = 4,
+	CMT_B_UNSEEN = 16u,   /* live: made live by a dump listing it; no event of it since */
+	CMT_B_DROPPED = 32u,  /* freed: by a dump not listing it, not by a malloc_free */
+	CMT_B_GEN_SHIFT = 6,
 };
 
 struct cmt_block {
@@ -362,6 +364,8 @@ struct cmt_manager {
 	struct cmt_dump dump;
 	uint32_t dump_gen;
 	struct cmt_map dump_destroyed; /* heaps whose malloc_destroy came during the dump */
+	/* While awaiting its first dump: pointer -> heap id freed, not handed out since. */
+	struct cmt_map awaiting_freed;
 	uint32_t order; /* first appearance */
 	/* On the engine's list of managers a lost-events notice has something to take. */
 	bool exposed;
@@ -526,6 +530,8 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m);
 void cmt_heap_mark_unknown(struct cmt_manager *m);
 void cmt_heap_dump_dropped(struct cmt_manager *m);
+/* The manager awaits its first dump no more: what it remembered for it goes. */
+void cmt_heap_awaited(struct cmt_manager *m);
 bool cmt_heap_shown(const struct cmt_heap *h);
 void cmt_heap_destroy_all(struct cmt_engine *e, struct cmt_manager *m);
 void cmt_heap_fini(struct cmt_manager *m);

@@ -727,6 +727,101 @@ static void test_events_before_the_first_dump(void **state)
 	done(e);
 }
 
+/* A heap's malloc_destroy, with what the library counted live. */
+static void heap_destroy(struct cmt_engine *e, uint64_t heap, uint64_t blocks, uint64_t bytes)
+{
+	struct cmt_event ev = make(CMT_EV_MALLOC_DESTROY);
+
+	ev.f[CMT_F_HEAP_ID] = heap;
+	ev.f[CMT_F_LIVE_BLOCKS] = blocks;
+	ev.f[CMT_F_LIVE_BYTES] = bytes;
+	cmt_engine_event(e, &ev);
+}
+
+/*
+ * A block's event just outside a dump (EVENTS.md, "State dumps"): an alloc
+ * traced after statedump_end of a block the dump lists, and a free traced
+ * before statedump_begin of a block the dump still lists. Neither
+ * contradicts the state, and the heap ends as the library counts it.
+ */
+static void test_block_events_just_outside_the_dump(void **state)
+{
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_manager *m;
+
+	(void)state;
+	create(e);
+	m = manager(e);
+	heap_op(e, CMT_EV_MALLOC_CREATE, 9, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x2000, 40, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x5000, 8, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x5000, 8, 0);
+	/* Freed, its word still set when the dump reads it. */
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BEGIN, 0, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_HEAP, 9, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x1000, 24);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x2000, 40);
+	/* Handed out again, and a new block: their allocs come after the dump. */
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x5000, 16);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x3000, 16);
+	dump_ev(e, CMT_EV_STATEDUMP_END, 0, 0, 0);
+	assert_int_equal(m->reasons, 0);
+	assert_int_equal(heap_of(m, 9)->live, 2);
+	assert_int_equal(e->heap_live, 40 + 16);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 16, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x5000, 16, 0);
+	assert_int_equal(m->reasons, 0);
+	assert_int_equal(heap_of(m, 9)->live, 3);
+	assert_int_equal(e->heap_live, 40 + 16 + 16);
+	heap_destroy(e, 9, 3, 40 + 16 + 16);
+	assert_int_equal(m->reasons, 0);
+	done(e);
+
+	/* The same for a manager awaiting its first dump, whose calls change nothing. */
+	e = engine(CMT_MODE_SUMMARY);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x2000, 40, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x2000, 40, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 10, 0x4000, 8, 0);
+	m = manager(e);
+	assert_true(m->awaiting);
+	dump_ev(e, CMT_EV_STATEDUMP_BEGIN, 0, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_HEAP, 9, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x1000, 24);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x2000, 40);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x3000, 16);
+	/* Freed from heap 10, handed out by heap 9: the dump is right. */
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x4000, 8);
+	dump_ev(e, CMT_EV_STATEDUMP_END, 0, 0, 0);
+	assert_false(m->awaiting);
+	assert_int_equal(heap_of(m, 9)->live, 3);
+	assert_int_equal(e->heap_live, 40 + 16 + 8);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 16, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x2000, 40, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, (int32_t)0x80131022u);
+	assert_int_equal(e->anomaly_counts[CMT_A_DOUBLE_FREE], 1);
+	heap_destroy(e, 9, 2, 16 + 8);
+	cmt_engine_finish(e);
+	assert_int_equal(m->reasons, 0);
+	done(e);
+
+	/* A block the state held before the dump and handed out again is a contradiction. */
+	e = engine(CMT_MODE_SUMMARY);
+	create(e);
+	m = manager(e);
+	heap_op(e, CMT_EV_MALLOC_CREATE, 9, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BEGIN, 0, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_HEAP, 9, 0, 0);
+	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x1000, 24);
+	dump_ev(e, CMT_EV_STATEDUMP_END, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	assert_true(m->reasons & CMT_R_HEAP_INCONSISTENT);
+	done(e);
+}
+
 /* A manager whose dump never comes was unknown all along; lost events make it incomplete. */
 static void test_never_dumped(void **state)
 {
@@ -1439,6 +1534,7 @@ int main(void)
 		cmocka_unit_test(test_discarded_then_dump),
 		cmocka_unit_test(test_events_before_the_first_dump),
 		cmocka_unit_test(test_never_dumped),
+		cmocka_unit_test(test_block_events_just_outside_the_dump),
 		cmocka_unit_test(test_output_escaping_and_atomic_write),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_random_events_every_mode),

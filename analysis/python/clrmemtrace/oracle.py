@@ -362,6 +362,9 @@ class Heap:
         self.ever_unknown = not known
         self.live = {}
         self.freed = Forgetful()
+        # Live blocks a dump listed that the state did not hold, with no event since: their
+        # malloc_alloc may still come (EVENTS.md, "State dumps").
+        self.unseen = set()
         self.destroyed = False
 
     def live_bytes(self):
@@ -408,6 +411,8 @@ class Manager:
         self.late = False
         self.first_ns = None
         self.dumped = False  # a dump of it ended: heaps it did not list were gone
+        # While awaiting: pointer -> heap id freed and not handed out since, for the dump.
+        self.awaiting_freed = {}
 
     def page_down(self, address):
         return address - address % self.page_size
@@ -560,6 +565,8 @@ class Reconstruction(MmapView):
                 for heap in manager.heaps.values():
                     self.drop_blocks(manager, heap)
                 manager.heaps = {}
+                # The frees it remembered may have been followed by lost allocs.
+                manager.awaiting_freed = {}
                 continue
             self.make_unknown(manager, time_ns, heaps=True)
 
@@ -580,6 +587,7 @@ class Reconstruction(MmapView):
     def never_dumped(self, manager, end_ns):
         """A manager whose first dump never came: unknown from its first event to ``end_ns``."""
         manager.awaiting = False
+        manager.awaiting_freed = {}
         manager.windows.append([manager.first_ns, end_ns])
 
     @staticmethod
@@ -1025,6 +1033,14 @@ class Reconstruction(MmapView):
                 figure = "allocs" if name == "malloc_alloc" else "frees"
                 for figures in (manager.figures, self.totals):
                     setattr(figures, figure, getattr(figures, figure) + 1)
+            # For the dump, which may still list a block freed now (dump_heaps).
+            freed = manager.awaiting_freed
+            if name == "malloc_alloc" or not f["heap_id"]:
+                freed.pop(f["ptr"], None)
+            elif f["ptr"]:
+                freed[f["ptr"]] = f["heap_id"]
+                if len(freed) > FORGET_AT:
+                    freed.clear()
         return True
 
     def on_malloc_create(self, manager, f, time_ns, tid):
@@ -1043,7 +1059,8 @@ class Reconstruction(MmapView):
         block = Block(f["size"], f["file"], f["line"])
         self.totals.allocs += 1
         manager.figures.allocs += 1
-        if f["ptr"] in heap.live:
+        if f["ptr"] in heap.live and f["ptr"] not in heap.unseen:
+            # (A block a dump listed before its alloc was traced: this is its first event.)
             manager.flaws.add(f"heap {heap.heap_id} handed out a live block")
         self.put_block(manager, heap, f["ptr"], block)
         if manager.dump is not None:
@@ -1103,6 +1120,7 @@ class Reconstruction(MmapView):
     def put_block(self, manager, heap, ptr, block):
         """Set (or, with None, remove) a live block and update the heap figures."""
         old = heap.live.pop(ptr, None)
+        heap.unseen.discard(ptr)
         delta_bytes = -(old.size if old else 0)
         delta_blocks = -1 if old else 0
         if block is not None:
@@ -1201,8 +1219,18 @@ class Reconstruction(MmapView):
                 continue
             heap = self.heap(manager, heap_id, "statedump_heap")
             live = {}
+            unseen = set()
             for ptr, size in blocks.items():
+                if (heap_id, ptr) in dump.touched:
+                    continue  # below
+                if self.freed_before(manager, heap, ptr):
+                    if ptr not in heap.freed:
+                        # Freed while the manager awaited its dump: remembered from now.
+                        heap.freed.remember(ptr, len(heap.live))
+                    continue
                 old = heap.live.get(ptr)
+                if old is None or ptr in heap.unseen:
+                    unseen.add(ptr)
                 live[ptr] = old if old is not None and old.size == size else Block(size, "", 0)
             for (touched_heap, ptr), block in dump.touched.items():
                 if touched_heap == heap_id:
@@ -1215,8 +1243,22 @@ class Reconstruction(MmapView):
                     self.put_block(manager, heap, ptr, None)
             for ptr, block in live.items():
                 self.put_block(manager, heap, ptr, block)
+            heap.unseen = unseen
             heap.known = True
             heap.destroyed = False
+        manager.awaiting_freed = {}
+
+    @staticmethod
+    def freed_before(manager, heap, ptr):
+        """Whether the last event of a block the dump lists, before the dump, was a
+        successful ``malloc_free``: traced before ``statedump_begin``, with the block's word
+        cleared after the dump read it (EVENTS.md, "State dumps"), so the block is free.
+        Should it have been handed out again meanwhile, its ``malloc_alloc`` comes after."""
+        if ptr in heap.live:
+            return False
+        if ptr in heap.freed:
+            return heap.known
+        return manager.awaiting and manager.awaiting_freed.get(ptr) == heap.heap_id
 
     # ------------------------------------------------------------ end
 
