@@ -526,7 +526,7 @@ def drive_sessions(ctl, host, tmp_path, made, rng):
         host.check_alive()
         live = [s for s in made if not s.destroyed]
         choice = rng.random()
-        if len(live) < MAX_LIVE_SESSIONS and (pending or choice < 0.3):
+        if len(live) < MAX_LIVE_SESSIONS and (pending or choice < 0.3 or not live):
             s = new(pending.pop() if pending else rng.choice(list(KINDS)))
             start(s)
             continue
