@@ -50,7 +50,8 @@ static int count_block(void *ctx, void *ptr, size_t size)
 
 static void blockset_free(struct blockset *b);
 static void blockset_add(struct blockset *b, void *ptr, uint64_t size);
-static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size);
+static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size,
+			  void (*then)(void *ctx, uint64_t size), void *ctx);
 
 static ULONG STDMETHODCALLTYPE hostmalloc_Release(IHostMalloc *iface)
 {
@@ -257,12 +258,25 @@ static void on_free(void *ctx, void *ptr, size_t size)
 	emit_free(t);
 }
 
+/* The free of a block of the set, traced as it leaves the set (under the set's lock). */
+static void on_taken(void *ctx, uint64_t size)
+{
+	struct free_trace *t = ctx;
+
+	t->ev.size = size;
+	t->ev.hr = S_OK;
+	emit_free(t);
+}
+
 /*
  * Decorating: a block this heap handed out is traced as freed before the
  * inner heap frees it (once freed, another thread may get it again, and its
- * new allocation must come after this free in the trace); should the inner
- * heap refuse after all, a second event says so. Anything else is traced
- * with the inner heap's answer.
+ * new allocation must come after this free in the trace), and as it leaves
+ * the set of live blocks, under the set's lock: a state dump, which lists the
+ * set under that lock, lists it with its free still to come or not at all,
+ * never missing a block whose free comes after statedump_end. Should the
+ * inner heap refuse after all, a second event says so. Anything else is
+ * traced with the inner heap's answer.
  */
 static HRESULT wrapped_free(struct hostmalloc *h, void *pMem)
 {
@@ -272,14 +286,9 @@ static HRESULT wrapped_free(struct hostmalloc *h, void *pMem)
 		.ev = { .manager_id = h->manager->id, .heap_id = h->id, .ptr = (uintptr_t)pMem },
 	};
 	uint64_t size = 0;
-	bool known = pMem && blockset_take(h->live, pMem, &size);
+	bool known = pMem && blockset_take(h->live, pMem, &size, traced ? on_taken : NULL, &t);
 	HRESULT hr;
 
-	if (known && traced) {
-		t.ev.size = size;
-		t.ev.hr = S_OK;
-		emit_free(&t);
-	}
 	hr = h->inner->lpVtbl->Free(h->inner, pMem);
 	if (known && hr != S_OK) {
 		blockset_add(h->live, pMem, size);
@@ -413,8 +422,12 @@ static void blockset_add(struct blockset *b, void *ptr, uint64_t size)
 	clrmemtrace_mutex_unlock(&b->lock);
 }
 
-/* Removes ptr; its size, or false when it is not in the set. */
-static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size)
+/*
+ * Removes ptr; its size, or false when it is not in the set. `then`, unless
+ * NULL, is called with the size under the set's lock once ptr is out of it.
+ */
+static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size,
+			  void (*then)(void *ctx, uint64_t size), void *ctx)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	bool found = false;
@@ -431,6 +444,9 @@ static bool blockset_take(struct blockset *b, void *ptr, uint64_t *size)
 				break;
 			}
 		}
+	}
+	if (found && then) {
+		then(ctx, *size);
 	}
 	clrmemtrace_mutex_unlock(&b->lock);
 	return found;
