@@ -8,8 +8,10 @@
  *   is not one (freed already, from another heap, interior, foreign) is
  *   refused with ERROR_INVALID_ADDRESS and nothing changes.
  * - Every function is thread-safe. The optional callback of alloc/free runs
- *   under the lock that orders operations on that block, so a trace emitted
- *   from it records a block's allocation before its free.
+ *   once the block is allocated or freed (a state dump reading the heap before
+ *   that sees the block as it was) and before any other thread can be handed
+ *   it, so a trace emitted from it records a block's allocation before its
+ *   free.
  * - A heap never touches the process's global malloc.
  * - heap_destroy returns all of the heap's memory to the OS.
  */

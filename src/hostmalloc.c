@@ -195,12 +195,41 @@ static __attribute__((noinline, cold)) HRESULT alloc_traced(struct hostmalloc *h
 }
 
 /*
- * The common case, an untraced allocation from our own heap, needs no frame:
- * everything else is in alloc_traced.
+ * An untraced allocation during which recording started: traced now, after
+ * the block is allocated and before it is returned, with duration_ns 0. A
+ * session's state dump may have read the heap before or after the block
+ * was taken; either way the event follows what the dump saw.
+ */
+static __attribute__((noinline, cold)) void alloc_late(struct hostmalloc *h, SIZE_T cbSize,
+						       EMemoryCriticalLevel level, const char *file,
+						       int line, void *ptr, int err)
+{
+	struct alloc_trace t = {
+		.ev = {
+			.manager_id = h->manager->id,
+			.heap_id = h->id,
+			.size = cbSize,
+			.level = (int32_t)level,
+			.file = file ? file : "",
+			.line = line,
+			.ptr = (uintptr_t)ptr,
+			.hr = clrmemtrace__hresult(err),
+			.reason = err ? clrmemtrace__policy_reason(err) : "",
+		},
+	};
+
+	emit_alloc(&t);
+}
+
+/*
+ * The common case, an untraced allocation from our own heap, takes no lock
+ * and reads no clock: everything else is in alloc_traced and alloc_late.
  */
 static inline HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLevel level,
 			       const char *file, int line, void **ppMem)
 {
+	int err;
+
 	clrmemtrace__trace_sync();
 	if (unlikely(h->inner != NULL) || unlikely(tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_alloc))) {
 		return alloc_traced(h, cbSize, level, file, line, ppMem);
@@ -212,8 +241,11 @@ static inline HRESULT do_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriti
 	if ((unsigned)level > (unsigned)eProcessCritical) {
 		return E_INVALIDARG;
 	}
-	return clrmemtrace__hresult(
-		clrmemtrace__heap_alloc(h->heap, cbSize, (int)level, ppMem, NULL, NULL));
+	err = clrmemtrace__heap_alloc(h->heap, cbSize, (int)level, ppMem, NULL, NULL);
+	if (unlikely(tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_alloc))) {
+		alloc_late(h, cbSize, level, file, line, *ppMem, err);
+	}
+	return clrmemtrace__hresult(err);
 }
 
 static HRESULT STDMETHODCALLTYPE hostmalloc_Alloc(IHostMalloc *iface, SIZE_T cbSize,
@@ -330,19 +362,43 @@ static __attribute__((noinline, cold)) HRESULT free_traced(struct hostmalloc *h,
 	return S_OK;
 }
 
+/*
+ * An untraced free during which recording started: traced now, once the
+ * block is freed, with duration_ns 0 and size 0 (the block's size is gone
+ * with it). A session's state dump may have read the heap before or after
+ * the block was freed; either way the event follows what the dump saw. A
+ * small block of the POSIX heap is still in this thread's cache, which no
+ * other thread takes from; a block given straight back (a large one, one
+ * freed without a cache, the Windows heap's) may be handed out again first.
+ */
+static __attribute__((noinline, cold)) HRESULT free_late(struct hostmalloc *h, void *pMem,
+							 HRESULT hr)
+{
+	struct free_trace t = {
+		.ev = { .manager_id = h->manager->id, .heap_id = h->id, .ptr = (uintptr_t)pMem,
+			.hr = hr },
+	};
+
+	emit_free(&t);
+	return hr;
+}
+
 static HRESULT STDMETHODCALLTYPE hostmalloc_Free(IHostMalloc *iface, void *pMem)
 {
 	struct hostmalloc *h = impl_from_IHostMalloc(iface);
+	HRESULT hr;
 
 	clrmemtrace__trace_sync();
 	if (unlikely(h->inner != NULL) || unlikely(tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_free))) {
 		return free_traced(h, pMem);
 	}
-	if (!pMem) {
-		return S_OK; /* the CLR frees NULL (clr-hosting-api.md §1.11) */
+	/* The CLR frees NULL (clr-hosting-api.md §1.11); not a live block of this heap: refused. */
+	hr = pMem && clrmemtrace__heap_free(h->heap, pMem, NULL, NULL) ? HOST_E_INVALIDOPERATION
+								       : S_OK;
+	if (unlikely(tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_free))) {
+		return free_late(h, pMem, hr);
 	}
-	/* Not a live block of this heap: refused, nothing changed. */
-	return clrmemtrace__heap_free(h->heap, pMem, NULL, NULL) ? HOST_E_INVALIDOPERATION : S_OK;
+	return hr;
 }
 
 /* ---------- Decorating: the live blocks of a wrapped heap ---------- */

@@ -821,10 +821,11 @@ static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_b
 		rcu_unlock();
 		return ERROR_INVALID_ADDRESS; /* interior pointer, never allocated, or freed already */
 	}
-	/* The event goes out while this thread still owns the block. */
-	if (fn) {
-		fn(ctx, ptr, meta & ~META_LIVE);
-	}
+	/*
+	 * The event goes out once the word is cleared (a state dump that still
+	 * saw the block live sees its free come after it) and while this thread
+	 * still owns the block (before any other thread can be handed it).
+	 */
 	if (!tc) {
 		/*
 		 * No cache for this thread and no memory to make one: the block goes
@@ -832,12 +833,18 @@ static __attribute__((noinline)) int free_slow(struct heap *h, void *ptr, heap_b
 		 */
 		pthread_mutex_lock(&h->lock);
 		__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
+		if (fn) {
+			fn(ctx, ptr, meta & ~META_LIVE);
+		}
 		span_put(h, ptr);
 		pthread_mutex_unlock(&h->lock);
 		rcu_unlock();
 		return 0;
 	}
 	__atomic_store_n(&s->meta[i], 0, __ATOMIC_RELEASE);
+	if (fn) {
+		fn(ctx, ptr, meta & ~META_LIVE);
+	}
 	bin = &tc->bins[s->cls];
 	rcu_unlock();
 	if (bin->count == CACHE_CAP) {

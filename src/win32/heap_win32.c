@@ -256,11 +256,11 @@ int clrmemtrace__heap_free(struct heap *h, void *ptr, heap_block_fn fn, void *ct
 	}
 	size = s->size;
 	charged = charged_size(size);
-	/* The event goes out while the block is still live. */
+	set_take(h, s);
+	/* Under the lock, out of the set and not yet given back: no one else has the block. */
 	if (fn) {
 		fn(ctx, ptr, size);
 	}
-	set_take(h, s);
 	h->os_bytes -= charged;
 	if (h->serialized) {
 		/* Out of the set: no other caller can free it; the OS heap serializes. */
