@@ -13,8 +13,10 @@
  * where they become the live set: live blocks neither listed nor touched
  * went away, and heaps the dump did not list were destroyed. A block's event
  * can fall just outside the dump (EVENTS.md): a listed block whose last event
- * before the dump was a malloc_free stays freed, and a listed block the state
- * did not hold is marked unseen, so that its malloc_alloc may still follow.
+ * before the dump was a malloc_free stays freed, a listed block the state
+ * did not hold is marked unseen, so that its malloc_alloc may still follow,
+ * and a block of a dumped heap that the state does not hold may still get
+ * its malloc_free.
  */
 #include "state.h"
 
@@ -342,7 +344,14 @@ static void on_free(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 	if (!b) {
 		return;
 	}
-	if (block_state(b) != CMT_B_LIVE && heap_known(h) && !m->dump.active) {
+	if (block_state(b) != CMT_B_LIVE && heap_known(h) && !m->dump.active &&
+	    !(h->dumped && (block_state(b) == 0 || (b->meta & CMT_B_DROPPED)))) {
+		/*
+		 * A free of a block the heap did not hold: the state missed an
+		 * event. (A block a dump did not list, or dropped, with no event
+		 * since, may have been freed just before the dump read the heap,
+		 * its malloc_free traced after: that is its first event.)
+		 */
 		m->reasons |= CMT_R_HEAP_INCONSISTENT;
 	}
 	if (m->dump.active) {
@@ -664,6 +673,7 @@ void cmt_heap_dump_end(struct cmt_engine *e, struct cmt_manager *m)
 		}
 		sweep(e, h);
 		set_heap_known(e, h);
+		h->dumped = true;
 	}
 	free(v);
 	cmt_heap_dump_dropped(m);

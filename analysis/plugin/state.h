@@ -214,6 +214,7 @@ struct cmt_heap {
 	uint32_t created_gen; /* the manager's dump during which its malloc_create came */
 	uint32_t listed_gen;  /* the dump whose listing made it, while no call of it came */
 	bool known;
+	bool dumped; /* a dump of its manager listed it */
 };
 
 /* ---------- Counters over time (series, perfetto) ---------- */

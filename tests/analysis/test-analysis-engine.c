@@ -740,9 +740,11 @@ static void heap_destroy(struct cmt_engine *e, uint64_t heap, uint64_t blocks, u
 
 /*
  * A block's event just outside a dump (EVENTS.md, "State dumps"): an alloc
- * traced after statedump_end of a block the dump lists, and a free traced
- * before statedump_begin of a block the dump still lists. Neither
- * contradicts the state, and the heap ends as the library counts it.
+ * traced after statedump_end of a block the dump lists, a free traced after
+ * it of a block the dump does not list, and (as earlier versions of the
+ * library traced frees before the block's word was cleared) a free traced
+ * before statedump_begin of a block the dump still lists. None contradicts
+ * the state, and the heap ends as the library counts it.
  */
 static void test_block_events_just_outside_the_dump(void **state)
 {
@@ -801,6 +803,9 @@ static void test_block_events_just_outside_the_dump(void **state)
 	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 16, 0);
 	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x2000, 40, 0);
 	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, (int32_t)0x80131022u);
+	/* Freed just before the dump read the heap, by a call traced as it returned. */
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x7000, 0, 0);
+	assert_int_equal(m->reasons, 0);
 	assert_int_equal(e->anomaly_counts[CMT_A_DOUBLE_FREE], 1);
 	heap_destroy(e, 9, 2, 16 + 8);
 	cmt_engine_finish(e);
@@ -818,6 +823,15 @@ static void test_block_events_just_outside_the_dump(void **state)
 	dump_ev(e, CMT_EV_STATEDUMP_BLOCK, 9, 0x1000, 24);
 	dump_ev(e, CMT_EV_STATEDUMP_END, 0, 0, 0);
 	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, 24, 0);
+	assert_true(m->reasons & CMT_R_HEAP_INCONSISTENT);
+	done(e);
+
+	/* So is a free of a block a heap no dump listed never held. */
+	e = engine(CMT_MODE_SUMMARY);
+	create(e);
+	m = manager(e);
+	heap_op(e, CMT_EV_MALLOC_CREATE, 9, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, 0);
 	assert_true(m->reasons & CMT_R_HEAP_INCONSISTENT);
 	done(e);
 }

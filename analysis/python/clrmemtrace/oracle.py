@@ -365,6 +365,7 @@ class Heap:
         # Live blocks a dump listed that the state did not hold, with no event since: their
         # malloc_alloc may still come (EVENTS.md, "State dumps").
         self.unseen = set()
+        self.dumped = False  # a dump of its manager listed it
         self.destroyed = False
 
     def live_bytes(self):
@@ -1090,7 +1091,9 @@ class Reconstruction(MmapView):
             return
         self.totals.frees += 1
         manager.figures.frees += 1
-        if ptr not in heap.live and heap.known:
+        # (A block of a dumped heap with no event since the dump, which did not list it, may
+        # have been freed just before the dump read the heap: this is its first event.)
+        if ptr not in heap.live and heap.known and not (heap.dumped and ptr not in heap.freed):
             manager.flaws.add(f"heap {heap.heap_id} freed a block it did not hold")
         self.put_block(manager, heap, ptr, None)
         heap.freed.remember(ptr, len(heap.live))
@@ -1244,6 +1247,7 @@ class Reconstruction(MmapView):
             for ptr, block in live.items():
                 self.put_block(manager, heap, ptr, block)
             heap.unseen = unseen
+            heap.dumped = True
             heap.known = True
             heap.destroyed = False
         manager.awaiting_freed = {}
