@@ -759,6 +759,7 @@ static void test_block_events_just_outside_the_dump(void **state)
 	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x2000, 40, 0);
 	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x5000, 8, 0);
 	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x5000, 8, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x6000, 32, 0);
 	/* Freed, its word still set when the dump reads it. */
 	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 24, 0);
 	dump_ev(e, CMT_EV_STATEDUMP_BEGIN, 0, 0, 0);
@@ -774,6 +775,8 @@ static void test_block_events_just_outside_the_dump(void **state)
 	assert_int_equal(e->heap_live, 40 + 16);
 	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 16, 0);
 	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x5000, 16, 0);
+	/* Freed before the dump read the heap, traced after it. */
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x6000, 32, 0);
 	assert_int_equal(m->reasons, 0);
 	assert_int_equal(heap_of(m, 9)->live, 3);
 	assert_int_equal(e->heap_live, 40 + 16 + 16);
