@@ -81,6 +81,7 @@ static struct addrmap_node *node_new(unsigned level)
 
 static void node_free_rcu(struct rcu_head *head)
 {
+	rcu_after_grace_period(head);
 	free((struct addrmap_node *)((char *)head - offsetof(struct addrmap_node, rcu_head_space)));
 }
 

@@ -246,6 +246,7 @@ static void span_unmap_rcu(struct rcu_head *head)
 {
 	struct span *s = container_of(head, struct span, rcu);
 
+	rcu_after_grace_period(head);
 	munmap(s, s->map_len);
 }
 

@@ -12,6 +12,10 @@
 
 #define BATCH_SIZE 64u
 
+#ifdef CLRMEMTRACE_TSAN
+char clrmemtrace__rcu_tsan_readers;
+#endif
+
 struct batch {
 	struct rcu_head rcu;
 	struct batch *next, *prev;
@@ -27,10 +31,16 @@ static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct batch *waiting;
 static struct batch *ready;
 
+/*
+ * A batch past its grace period. Under ThreadSanitizer, rcu_after_grace_period
+ * orders this after the batch's readers, and ready_lock orders the reclaiming
+ * writer's frees after this.
+ */
 static void batch_ready(struct rcu_head *head)
 {
 	struct batch *b = container_of(head, struct batch, rcu);
 
+	rcu_after_grace_period(head);
 	pthread_mutex_lock(&ready_lock);
 	if (b->prev) {
 		b->prev->next = b->next;
