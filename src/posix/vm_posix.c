@@ -108,26 +108,12 @@ static void region_free(struct region *r)
  * spares. Without it every reservation would take malloc's slow path and
  * every release free's: reclamation hands regions back in bursts (a grace
  * period covers many batches), far more than malloc's per-thread cache
- * holds. region_dtor runs in whichever writer reclaims, hence the atomics.
+ * holds. region_dtor runs in whichever writer reclaims, hence the atomics:
+ * the push's release and the take's acquire also order a region's new
+ * tenant after its grace period, and so after its old readers (rcu.h).
  * The bound keeps what a burst of releases leaves behind small.
  */
-#if defined(__SANITIZE_THREAD__)
-#define CLRMEMTRACE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CLRMEMTRACE_TSAN 1
-#endif
-#endif
-#ifdef CLRMEMTRACE_TSAN
-/*
- * ThreadSanitizer cannot see liburcu's grace periods (tests/stress/tsan.supp):
- * a region's new tenant would look to it like a race with the old one's
- * last readers. Under it, released regions go back to malloc.
- */
-#define REGION_CACHE_MAX 0u
-#else
 #define REGION_CACHE_MAX 1024u
-#endif
 static struct retired *region_cache;
 static unsigned region_cache_count; /* about how many: a bound, not an exact count */
 
@@ -135,7 +121,7 @@ static void region_dtor(struct retired *ret)
 {
 	struct region *r = container_of(ret, struct region, retired);
 
-	if (__atomic_load_n(&region_cache_count, __ATOMIC_RELAXED) + 1 > REGION_CACHE_MAX) {
+	if (__atomic_load_n(&region_cache_count, __ATOMIC_RELAXED) >= REGION_CACHE_MAX) {
 		region_free(r);
 		return;
 	}
