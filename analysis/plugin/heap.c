@@ -12,11 +12,11 @@
  * ignored. The blocks a dump lists are kept aside until its statedump_end,
  * where they become the live set: live blocks neither listed nor touched
  * went away, and heaps the dump did not list were destroyed. A block's event
- * can fall just outside the dump (EVENTS.md): a listed block whose last event
- * before the dump was a malloc_free stays freed, a listed block the state
- * did not hold is marked unseen, so that its malloc_alloc may still follow,
- * and a block of a dumped heap that the state does not hold may still get
- * its malloc_free.
+ * can come after the dump that saw its change (EVENTS.md): a listed block the
+ * state did not hold is marked unseen, so that its malloc_alloc may still
+ * follow, and a block of a dumped heap that the state does not hold may
+ * still get its malloc_free; a listed block whose last event before the dump
+ * was a malloc_free stays freed.
  */
 #include "state.h"
 
@@ -413,10 +413,10 @@ static void on_dump_block(struct cmt_engine *e, struct cmt_manager *m,
 
 /*
  * Whether the last event of a block the dump lists, before the dump, was a
- * successful malloc_free (b: its entry, or NULL): the free was traced before
- * statedump_begin and the block's word cleared after the dump read it
- * (EVENTS.md, "State dumps"), so the block is free. Should it have been
- * handed out again meanwhile, its malloc_alloc comes after the dump.
+ * successful malloc_free (b: its entry, or NULL): the block is free, the dump
+ * having read it before the free took effect (earlier versions of the
+ * library traced a free before clearing the block's word). Should it have
+ * been handed out again meanwhile, its malloc_alloc comes after the dump.
  */
 static bool freed_before(const struct cmt_manager *m, const struct cmt_heap *h,
 			 const struct cmt_block *b, uint64_t ptr)

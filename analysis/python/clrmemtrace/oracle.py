@@ -1255,9 +1255,10 @@ class Reconstruction(MmapView):
     @staticmethod
     def freed_before(manager, heap, ptr):
         """Whether the last event of a block the dump lists, before the dump, was a
-        successful ``malloc_free``: traced before ``statedump_begin``, with the block's word
-        cleared after the dump read it (EVENTS.md, "State dumps"), so the block is free.
-        Should it have been handed out again meanwhile, its ``malloc_alloc`` comes after."""
+        successful ``malloc_free``: the block is free, the dump having read it before the free
+        took effect (earlier versions of the library traced a free before clearing the block's
+        word). Should it have been handed out again meanwhile, its ``malloc_alloc`` comes
+        after."""
         if ptr in heap.live:
             return False
         if ptr in heap.freed:
