@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import warnings
@@ -31,33 +32,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Every event of the clrmemtrace provider (tracepoints/EVENTS.md), statedump_request apart: it
-# is a control event, enabled only by sessions that ask for a state dump.
-CLRMEMTRACE_EVENTS = (
-    "manager_create",
-    "manager_destroy",
-    "virtual_alloc",
-    "virtual_free",
-    "virtual_protect",
-    "virtual_query",
-    "memory_load",
-    "notification_register",
-    "memory_notification",
-    "vas_needs",
-    "vas_acquired",
-    "vas_released",
-    "malloc_create",
-    "malloc_alloc",
-    "malloc_free",
-    "malloc_destroy",
-    "statedump_begin",
-    "statedump_region",
-    "statedump_vas",
-    "statedump_heap",
-    "statedump_block",
-    "statedump_end",
-)
-STATEDUMP_REQUEST = "statedump_request"
+sys.path.insert(0, str(REPO / "analysis" / "python"))
+
+# Every event of the clrmemtrace provider (tracepoints/EVENTS.md; test_record checks the list
+# against the provider's header), and the control event only sessions asking for a dump enable.
+from clrmemtrace.events import EVENTS as CLRMEMTRACE_EVENTS  # noqa: E402
+from clrmemtrace.events import STATEDUMP_REQUEST  # noqa: E402
 
 # How long an lttng command or a daemon start may take before the test fails.
 COMMAND_TIMEOUT = 60
