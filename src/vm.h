@@ -14,8 +14,10 @@
  *   they happened.
  * - clrmemtrace__vm_query takes no lock and never blocks on a writer, even
  *   one suspended inside an OS call; it may run concurrently with writers.
- * - Each successful state change increments the manager's sequence number
- *   (clrmemtrace__vm_seq), which queries report alongside their answer.
+ * - Each successful reserve, commit, decommit, protect and release increments
+ *   the manager's sequence number (clrmemtrace__vm_seq), which queries report
+ *   alongside their answer, also one that finds no page to change; MEM_RESET
+ *   and failed calls leave it.
  */
 #ifndef CLRMEMTRACE_VM_H
 #define CLRMEMTRACE_VM_H

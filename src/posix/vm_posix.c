@@ -570,7 +570,13 @@ static int decommit(struct vm *vm, struct region *r, uintptr_t base, uintptr_t e
 		if (next) {
 			region_abandon(r, next);
 		}
-		return 0; /* #31: nothing committed, nothing to do */
+		/*
+		 * #31: nothing committed, nothing to do. Still a successful decommit:
+		 * it takes a number (as under Windows and a wrapping manager), or its
+		 * event, carrying the last change's, would pass for the next one.
+		 */
+		bump_seq(vm);
+		return 0;
 	}
 	if (!next) {
 		return ERROR_NOT_ENOUGH_MEMORY;
@@ -702,7 +708,8 @@ int clrmemtrace__vm_protect(struct vm *vm, void *address, size_t size, uint32_t 
 	/* #43, #66: the first page's protection, with the reservation's cache modifier. */
 	*old_protect = clrmemtrace__pm_to_win32(first_state) | r->cache;
 	if (first == last) {
-		return 0; /* a zero-length range at a page boundary changes nothing */
+		bump_seq(vm); /* changes nothing, but numbered as any successful protect (#31) */
+		return 0;
 	}
 	next = region_prepare(r, first, last, state, &replaced); /* all committed, as checked */
 	if (!next) {
