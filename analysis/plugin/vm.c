@@ -421,8 +421,13 @@ void cmt_vm_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_
 		return;
 	}
 	if (reset) {
-		/* MEM_RESET changes no state. */
-		seq_done(e, m, how, seq, true);
+		/*
+		 * MEM_RESET changes no state and takes no number: one carrying the
+		 * next number came after a change whose event is missing.
+		 */
+		if (how == SEQ_NEXT) {
+			cmt_set_unknown(e, m, e->now, CMT_R_SEQ_GAP);
+		}
 		return;
 	}
 	if (!ok) {

@@ -774,7 +774,7 @@ class Reconstruction(MmapView):
             owner = holding(manager.state, start) if manager.known else None
             self.row(manager, time_ns, tid, "reset", owner and owner.base, start, end - start,
                      **common)  # fmt: skip
-            self.change(manager, f, time_ns, tid, lambda state: state)
+            self.change(manager, f, time_ns, tid, lambda state: state, numbered=False)
             return
         if reserve:
             base = f["result"]
@@ -905,8 +905,12 @@ class Reconstruction(MmapView):
             lambda state: set_range(state, start, end, MEM_COMMIT, protect & PAGE_BITS),
         )
 
-    def change(self, manager, event, time_ns, tid, apply):
-        """A successful change ``event``; ``apply`` maps the old state to the new one."""
+    def change(self, manager, event, time_ns, tid, apply, numbered=True):
+        """A successful change ``event``; ``apply`` maps the old state to the new one.
+
+        An event that takes no number (``numbered`` false: MEM_RESET) carries the last
+        change's; one above it came after a change whose event is missing.
+        """
         if not manager.known:
             return
         seq = event["seq"]
@@ -922,7 +926,7 @@ class Reconstruction(MmapView):
             )
             self.make_unknown(manager, time_ns)
             return
-        if seq > manager.seq + 1:
+        if seq > manager.seq + 1 or (not numbered and seq > manager.seq):
             self.make_unknown(manager, time_ns, heaps=True)
             return
         try:
