@@ -930,9 +930,12 @@ static void script_vm(IHostMemoryManager *mm)
 	statedump_call(statedump_expect);
 	walk(mm);
 
-	/* Decommit, and the failing and no-op cases of VirtualFree. */
+	/*
+	 * Decommit, and the failing and no-op cases of VirtualFree: a decommit of
+	 * pages none of which is committed changes nothing but is numbered.
+	 */
 	vm_free(mm, a, 64 * KiB, MEM_DECOMMIT, 1, S_OK);
-	vm_free(mm, a + 256 * KiB, 64 * KiB, MEM_DECOMMIT, 0, S_OK);
+	vm_free(mm, a + 256 * KiB, 64 * KiB, MEM_DECOMMIT, 1, S_OK);
 	vm_free(mm, a, 64 * KiB, MEM_RELEASE, 0, E_INVALIDARG);
 	vm_free(mm, a + 64 * KiB, 0, MEM_RELEASE, 0, HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS));
 	vm_free(mm, a, 0, 0x1234, 0, E_INVALIDARG);
