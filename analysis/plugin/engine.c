@@ -225,21 +225,33 @@ static void sites_fini(struct cmt_sites *s)
  * Totals move as a change is applied; peaks and samples are taken once the
  * whole event is (settle()), so the steps inside an event never show.
  */
-void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta)
+void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes)
 {
-	m->v.reserved += delta;
-	m->proc->reserved += delta;
-	e->reserved += delta;
+	m->v.reserved += bytes;
+	e->carried |= cmt_total_add(&m->proc->reserved, &m->proc->reserved_hi, bytes) |
+		      cmt_total_add(&e->reserved, &e->reserved_hi, bytes);
 }
 
-static void manager_protect_add(struct cmt_engine *e, struct cmt_manager *m, uint32_t key,
-				uint64_t delta)
+void cmt_sub_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes)
+{
+	m->v.reserved -= bytes;
+	e->carried |= cmt_total_sub(&m->proc->reserved, &m->proc->reserved_hi, bytes) |
+		      cmt_total_sub(&e->reserved, &e->reserved_hi, bytes);
+}
+
+/* A manager's bytes of one protection: disjoint ranges, within 64 bits. */
+static void manager_protect_move(struct cmt_engine *e, struct cmt_manager *m, uint32_t key,
+				 uint64_t bytes, bool sub)
 {
 	uint32_t i;
 
 	for (i = 0; i < m->nby_protect; i++) {
 		if (m->by_protect[i].key == key) {
-			m->by_protect[i].bytes += delta;
+			if (sub) {
+				m->by_protect[i].bytes -= bytes;
+			} else {
+				m->by_protect[i].bytes += bytes;
+			}
 			return;
 		}
 	}
@@ -255,23 +267,32 @@ static void manager_protect_add(struct cmt_engine *e, struct cmt_manager *m, uin
 		m->cap_by_protect = cap;
 	}
 	m->by_protect[m->nby_protect].key = key;
-	m->by_protect[m->nby_protect].bytes = delta;
+	m->by_protect[m->nby_protect].bytes = sub ? 0 - bytes : bytes;
 	m->nby_protect++;
 }
 
-void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t delta)
+static void committed_move(struct cmt_engine *e, struct cmt_manager *m, uint32_t key,
+			   uint64_t bytes, bool sub)
 {
+	struct cmt_process *p = m->proc;
 	uint32_t i;
 
-	if (delta == 0) {
+	if (bytes == 0) {
 		return;
 	}
 	key &= CMT_PROTECT_KEYS - 1;
-	m->v.committed += delta;
-	manager_protect_add(e, m, key, delta);
-	m->proc->committed += delta;
-	e->committed += delta;
-	e->by_protect[key] += delta;
+	manager_protect_move(e, m, key, bytes, sub);
+	if (sub) {
+		m->v.committed -= bytes;
+		e->carried |= cmt_total_sub(&p->committed, &p->committed_hi, bytes) |
+			      cmt_total_sub(&e->committed, &e->committed_hi, bytes) |
+			      cmt_total_sub(&e->by_protect[key], &e->by_protect_hi[key], bytes);
+	} else {
+		m->v.committed += bytes;
+		e->carried |= cmt_total_add(&p->committed, &p->committed_hi, bytes) |
+			      cmt_total_add(&e->committed, &e->committed_hi, bytes) |
+			      cmt_total_add(&e->by_protect[key], &e->by_protect_hi[key], bytes);
+	}
 	if (!e->series || e->touched_all) {
 		return;
 	}
@@ -287,11 +308,54 @@ void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key
 	e->touched[e->ntouched++] = key;
 }
 
-void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta)
+void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t bytes)
 {
-	m->h.live_bytes += delta;
-	m->proc->heap_live += delta;
-	e->heap_live += delta;
+	committed_move(e, m, key, bytes, false);
+}
+
+void cmt_sub_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t bytes)
+{
+	committed_move(e, m, key, bytes, true);
+}
+
+void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes)
+{
+	e->carried |= cmt_total_add(&m->h.live_bytes, &m->h.live_hi, bytes) |
+		      cmt_total_add(&m->proc->heap_live, &m->proc->heap_live_hi, bytes) |
+		      cmt_total_add(&e->heap_live, &e->heap_live_hi, bytes);
+}
+
+void cmt_sub_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes, int64_t hi)
+{
+	e->carried |= cmt_total_sub(&m->h.live_bytes, &m->h.live_hi, bytes) |
+		      cmt_total_sub(&m->proc->heap_live, &m->proc->heap_live_hi, bytes) |
+		      cmt_total_sub(&e->heap_live, &e->heap_live_hi, bytes);
+	if (hi) {
+		m->h.live_hi -= hi;
+		m->proc->heap_live_hi -= hi;
+		e->heap_live_hi -= hi;
+		e->carried = true;
+	}
+}
+
+/*
+ * A manager's reserved and committed bytes always fit; its heap's live bytes,
+ * its process's sums and the trace's may not. The trace's totals bound every
+ * other (committed bytes by protection included), so when they fit, all do.
+ */
+void cmt_check_totals(struct cmt_engine *e, struct cmt_manager *m)
+{
+	struct cmt_process *p = m->proc;
+
+	if (m->h.live_hi) {
+		m->reasons |= CMT_R_TOTALS;
+	}
+	if (p->reserved_hi || p->committed_hi || p->heap_live_hi) {
+		p->totals_out = true;
+	}
+	if (e->reserved_hi || e->committed_hi || e->heap_live_hi) {
+		e->totals_out = true;
+	}
 }
 
 static void peak(uint64_t *peak, uint64_t value)
@@ -304,9 +368,10 @@ static void peak(uint64_t *peak, uint64_t value)
 static void sample_protect(struct cmt_engine *e, uint32_t key)
 {
 	struct cmt_series *s = e->series;
+	uint64_t bytes = cmt_total_shown(e->by_protect[key], e->by_protect_hi[key]);
 
 	if (!s->by_protect[key]) {
-		if (!e->by_protect[key]) {
+		if (!bytes) {
 			return;
 		}
 		s->by_protect[key] = cmt_sampler_new(e);
@@ -314,25 +379,31 @@ static void sample_protect(struct cmt_engine *e, uint32_t key)
 			return;
 		}
 	}
-	cmt_sampler_set(e, s->by_protect[key], e->by_protect[key]);
+	cmt_sampler_set(e, s->by_protect[key], bytes);
 }
 
 /* After an event of m: the peaks, and the counters' samples. */
 static void settle(struct cmt_engine *e, struct cmt_manager *m)
 {
 	struct cmt_process *p = m->proc;
+	uint64_t reserved = cmt_total_shown(e->reserved, e->reserved_hi);
+	uint64_t committed = cmt_total_shown(e->committed, e->committed_hi);
+	uint64_t heap_live = cmt_total_shown(e->heap_live, e->heap_live_hi);
 	uint32_t i;
 
+	if (e->carried) {
+		cmt_check_totals(e, m);
+	}
 	peak(&m->v.peak_reserved, m->v.reserved);
 	peak(&m->v.peak_committed, m->v.committed);
-	peak(&m->h.peak_live_bytes, m->h.live_bytes);
-	peak(&e->peak_reserved, e->reserved);
-	peak(&e->peak_committed, e->committed);
-	peak(&e->peak_heap_live, e->heap_live);
+	peak(&m->h.peak_live_bytes, cmt_total_shown(m->h.live_bytes, m->h.live_hi));
+	peak(&e->peak_reserved, reserved);
+	peak(&e->peak_committed, committed);
+	peak(&e->peak_heap_live, heap_live);
 	if (e->series) {
-		cmt_sampler_set(e, &e->series->reserved, e->reserved);
-		cmt_sampler_set(e, &e->series->committed, e->committed);
-		cmt_sampler_set(e, &e->series->heap, e->heap_live);
+		cmt_sampler_set(e, &e->series->reserved, reserved);
+		cmt_sampler_set(e, &e->series->committed, committed);
+		cmt_sampler_set(e, &e->series->heap, heap_live);
 		if (e->touched_all) {
 			for (i = 0; i < CMT_PROTECT_KEYS; i++) {
 				sample_protect(e, i);
@@ -346,13 +417,13 @@ static void settle(struct cmt_engine *e, struct cmt_manager *m)
 		e->touched_all = false;
 	}
 	if (p->s_reserved) {
-		cmt_sampler_set(e, p->s_reserved, p->reserved);
+		cmt_sampler_set(e, p->s_reserved, cmt_total_shown(p->reserved, p->reserved_hi));
 	}
 	if (p->s_committed) {
-		cmt_sampler_set(e, p->s_committed, p->committed);
+		cmt_sampler_set(e, p->s_committed, cmt_total_shown(p->committed, p->committed_hi));
 	}
 	if (p->s_heap) {
-		cmt_sampler_set(e, p->s_heap, p->heap_live);
+		cmt_sampler_set(e, p->s_heap, cmt_total_shown(p->heap_live, p->heap_live_hi));
 	}
 }
 
@@ -970,6 +1041,7 @@ void cmt_engine_finish(struct cmt_engine *e)
 			if (m->awaiting) {
 				never_dumped(e, m, e->end_ns, true);
 			}
+			cmt_check_totals(e, m);
 		}
 	}
 	switch (e->cfg.mode) {

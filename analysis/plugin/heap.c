@@ -174,8 +174,8 @@ static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block
 	bool marked = is_marked(h, b);
 
 	if (was == CMT_B_LIVE) {
-		cmt_add_heap_live(e, m, 0 - b->size);
-		h->live_bytes -= b->size;
+		cmt_sub_heap_live(e, m, b->size, 0);
+		cmt_total_sub(&h->live_bytes, &h->live_hi, b->size);
 	} else {
 		if (was == CMT_B_FREED) {
 			h->freed--;
@@ -190,7 +190,7 @@ static void make_live(struct cmt_engine *e, struct cmt_heap *h, struct cmt_block
 	b->site = site;
 	block_set(b, CMT_B_LIVE, marks, gen);
 	count_marked(h, marked, is_marked(h, b));
-	h->live_bytes += size;
+	cmt_total_add(&h->live_bytes, &h->live_hi, size);
 	cmt_add_heap_live(e, m, size);
 }
 
@@ -203,8 +203,8 @@ static void make_freed(struct cmt_engine *e, struct cmt_heap *h, struct cmt_bloc
 
 	count_marked(h, is_marked(h, b), false);
 	if (was == CMT_B_LIVE) {
-		cmt_add_heap_live(e, m, 0 - b->size);
-		h->live_bytes -= b->size;
+		cmt_sub_heap_live(e, m, b->size, 0);
+		cmt_total_sub(&h->live_bytes, &h->live_hi, b->size);
 		h->live--;
 		h->freed++;
 		m->h.live_blocks--;
@@ -222,10 +222,11 @@ static void heap_clear(struct cmt_engine *e, struct cmt_heap *h)
 {
 	struct cmt_manager *m = h->m;
 
-	cmt_add_heap_live(e, m, 0 - h->live_bytes);
+	cmt_sub_heap_live(e, m, h->live_bytes, h->live_hi);
 	m->h.live_blocks -= h->live;
 	e->live_blocks -= h->live;
 	h->live_bytes = 0;
+	h->live_hi = 0;
 	h->live = h->used = h->freed = 0;
 	h->marked_live = 0;
 	free(h->tab);
@@ -574,7 +575,7 @@ void cmt_heap_event(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BLOCKS)) &&
 		    (ev->present & (UINT64_C(1) << CMT_F_LIVE_BYTES)) &&
 		    (ev->f[CMT_F_LIVE_BLOCKS] != h->live ||
-		     ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
+		     h->live_hi != 0 || ev->f[CMT_F_LIVE_BYTES] != h->live_bytes)) {
 			m->reasons |= CMT_R_HEAP_INCONSISTENT;
 		}
 		destroy_heap(e, h);

@@ -600,7 +600,11 @@ static void account_runs(struct cmt_engine *e, struct cmt_manager *m, const stru
 		if (r->runs[i].state & CMT_RUN_COMMITTED) {
 			uint64_t b = cmt_resv_bytes(r, r->runs[i].start, cmt_resv_run_end(r, i));
 
-			cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state), add ? b : 0 - b);
+			if (add) {
+				cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
+			} else {
+				cmt_sub_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
+			}
 		}
 	}
 }
@@ -707,14 +711,14 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 		uint64_t s = old->runs[i].start, end = cmt_resv_run_end(old, i);
 
 		if (s < cl && (old->runs[i].state & CMT_RUN_COMMITTED)) {
-			cmt_add_committed(e, m, cmt_protect_key(old, old->runs[i].state),
-					  0 - cmt_resv_bytes(old, s > cf ? s : cf, end < cl ? end : cl));
+			cmt_sub_committed(e, m, cmt_protect_key(old, old->runs[i].state),
+					  cmt_resv_bytes(old, s > cf ? s : cf, end < cl ? end : cl));
 		}
 		if (e->sinkp) {
 			e->sinkp->ended(e->sinkp->ctx, old, &old->runs[i], end, e->now);
 		}
 	}
-	cmt_add_reserved(e, m, 0 - cmt_resv_bytes(old, cf, cl));
+	cmt_sub_reserved(e, m, cmt_resv_bytes(old, cf, cl));
 	if (left) {
 		reg->cur = left;
 	} else {
@@ -729,7 +733,7 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 			right = NULL;
 			if (cmt_tree_insert(&m->tree, &reg->node) != 0) {
 				/* Regions never overlap: only a bug gets here. */
-				cmt_add_reserved(e, m, 0 - (reg->cur->end - reg->cur->base));
+				cmt_sub_reserved(e, m, reg->cur->end - reg->cur->base);
 				account_runs(e, m, reg->cur, false);
 				m->v.regions--;
 				e->regions--;
@@ -749,7 +753,7 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 		struct cmt_region *r2 = calloc(1, sizeof(*r2));
 
 		if (!r2) {
-			cmt_add_reserved(e, m, 0 - (right->end - right->base));
+			cmt_sub_reserved(e, m, right->end - right->base);
 			account_runs(e, m, right, false);
 			cmt_fail(e);
 			free(right);
@@ -759,7 +763,7 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 			r2->time_ns = reg->time_ns;
 			r2->tid = reg->tid;
 			if (cmt_tree_insert(&m->tree, &r2->node) != 0) {
-				cmt_add_reserved(e, m, 0 - (right->end - right->base));
+				cmt_sub_reserved(e, m, right->end - right->base);
 				account_runs(e, m, right, false);
 				os_wrong(e, m);
 				free(r2);

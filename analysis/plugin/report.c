@@ -116,7 +116,7 @@ static bool process_complete(struct cmt_process *p)
 {
 	uint32_t i;
 
-	if (p->no_vpid) {
+	if (p->no_vpid || p->totals_out) {
 		return false;
 	}
 	for (i = 0; i < p->managers.cap; i++) {
@@ -281,6 +281,8 @@ static void write_malloc(struct cmt_out *o, uint64_t heaps, uint64_t allocs, uin
 	cmt_json_end_object(o);
 }
 
+#define TOTALS_OUT "byte totals exceed 2^64 - 1: totals are not exact"
+
 static const char *const reason_texts[CMT_R_COUNT] = {
 	"first seen without manager_create or a state dump",
 	"events lost (its sequence numbers skip)",
@@ -290,6 +292,7 @@ static const char *const reason_texts[CMT_R_COUNT] = {
 	"a state dump without its statedump_end",
 	"heap contents unknown",
 	"heap events the reconstruction could not apply",
+	TOTALS_OUT,
 };
 
 static void reason(struct cmt_engine *e, size_t *count, const char *fmt, ...)
@@ -356,10 +359,17 @@ static void write_reasons(struct cmt_engine *e, struct cmt_process **procs, size
 	if (e->failed) {
 		reason(e, &count, "the analysis ran out of memory");
 	}
+	if (e->totals_out) {
+		reason(e, &count, TOTALS_OUT);
+	}
 	for (i = 0; i < nprocs; i++) {
 		size_t nm;
 		struct cmt_manager **ms = cmt_sorted_managers(e, procs[i], &nm);
 
+		if (procs[i]->totals_out) {
+			reason(e, &count, "process %llu: " TOTALS_OUT,
+			       (unsigned long long)procs[i]->vpid);
+		}
 		for (j = 0; j < nm; j++) {
 			struct cmt_manager *m = ms[j];
 
@@ -388,7 +398,7 @@ static bool trace_complete(struct cmt_engine *e, struct cmt_process **procs, siz
 	size_t i;
 
 	if (e->discarded_notices || e->discarded_packets || e->no_vpid || e->no_time ||
-	    malformed_total(e) || e->failed) {
+	    malformed_total(e) || e->failed || e->totals_out) {
 		return false;
 	}
 	for (i = 0; i < n; i++) {
@@ -435,7 +445,7 @@ static void write_manager(struct cmt_engine *e, struct cmt_manager *m)
 		      m->v.regions, by, by ? m->nby_protect : 0, m->v.calls, m->v.failed);
 	free(by);
 	write_malloc(o, m->h.heaps, m->h.allocs, m->h.frees, m->h.peak_live_bytes,
-		     m->h.live_bytes, m->h.live_blocks);
+		     cmt_total_shown(m->h.live_bytes, m->h.live_hi), m->h.live_blocks);
 	cmt_json_end_object(o);
 }
 
@@ -714,7 +724,9 @@ static void group_block(void *ctx, const struct cmt_block *b)
 		grp = &g->groups[idx - 1];
 	}
 	grp->blocks++;
-	grp->bytes += b->size;
+	if (__builtin_add_overflow(grp->bytes, b->size, &grp->bytes)) {
+		grp->bytes = UINT64_MAX;
+	}
 	if (b->size > grp->largest) {
 		grp->largest = b->size;
 	}
@@ -876,9 +888,11 @@ void cmt_write_summary(struct cmt_engine *e)
 		cmt_fail(e);
 	}
 	for (i = 0; by && i < CMT_PROTECT_KEYS; i++) {
-		if (e->by_protect[i]) {
+		uint64_t bytes = cmt_total_shown(e->by_protect[i], e->by_protect_hi[i]);
+
+		if (bytes) {
 			by[nby].key = (uint32_t)i;
-			by[nby].bytes = e->by_protect[i];
+			by[nby].bytes = bytes;
 			nby++;
 		}
 	}
@@ -930,11 +944,13 @@ void cmt_write_summary(struct cmt_engine *e)
 	}
 	cmt_json_end_array(o);
 	cmt_json_newline(o);
-	write_virtual(o, e->peak_reserved, e->peak_committed, e->reserved, e->committed, e->regions,
+	write_virtual(o, e->peak_reserved, e->peak_committed,
+		      cmt_total_shown(e->reserved, e->reserved_hi),
+		      cmt_total_shown(e->committed, e->committed_hi), e->regions,
 		      by, nby, e->calls, e->failed_calls);
 	cmt_json_newline(o);
-	write_malloc(o, e->heaps, e->allocs, e->frees, e->peak_heap_live, e->heap_live,
-		     e->live_blocks);
+	write_malloc(o, e->heaps, e->allocs, e->frees, e->peak_heap_live,
+		     cmt_total_shown(e->heap_live, e->heap_live_hi), e->live_blocks);
 	cmt_json_newline(o);
 	write_check(e);
 	cmt_json_newline(o);
@@ -1035,7 +1051,8 @@ void cmt_write_map(struct cmt_engine *e)
 				cmt_json_begin_object(o);
 				key_u64(o, "heap_id", hs[k]->id);
 				key_u64(o, "live_blocks", hs[k]->live);
-				key_u64(o, "live_bytes", hs[k]->live_bytes);
+				key_u64(o, "live_bytes",
+					cmt_total_shown(hs[k]->live_bytes, hs[k]->live_hi));
 				cmt_json_end_object(o);
 			}
 			free(hs);

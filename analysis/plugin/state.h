@@ -51,7 +51,8 @@ enum {
 	CMT_R_DUMP_UNFINISHED = 1u << 5,
 	CMT_R_HEAP_UNKNOWN = 1u << 6,
 	CMT_R_HEAP_INCONSISTENT = 1u << 7,
-	CMT_R_COUNT = 8,
+	CMT_R_TOTALS = 1u << 8, /* its heap's live bytes left [0, 2^64 - 1] */
+	CMT_R_COUNT = 9,
 };
 
 enum cmt_anomaly_kind {
@@ -213,6 +214,7 @@ struct cmt_heap {
 	uint32_t marked_live; /* live blocks listed or touched during that dump */
 	uint32_t created_gen; /* the manager's dump during which its malloc_create came */
 	uint32_t listed_gen;  /* the dump whose listing made it, while no call of it came */
+	int64_t live_hi;      /* carries of live_bytes: the exact value is live_hi * 2^64 + live_bytes */
 	bool known;
 	bool dumped; /* a dump of its manager listed it */
 };
@@ -285,6 +287,7 @@ struct cmt_mstats {
 	uint64_t allocs;
 	uint64_t frees;
 	uint64_t live_bytes;
+	int64_t live_hi; /* carries of live_bytes (see cmt_total_shown) */
 	uint64_t peak_live_bytes;
 	uint64_t live_blocks;
 };
@@ -387,6 +390,11 @@ struct cmt_process {
 	uint64_t reserved;
 	uint64_t committed;
 	uint64_t heap_live;
+	/* Carries of the three sums (see cmt_total_shown); totals_out: one left [0, 2^64 - 1]. */
+	int64_t reserved_hi;
+	int64_t committed_hi;
+	int64_t heap_live_hi;
+	bool totals_out;
 	struct cmt_sampler *s_reserved;
 	struct cmt_sampler *s_committed;
 	struct cmt_sampler *s_heap;
@@ -447,6 +455,17 @@ struct cmt_engine {
 	uint64_t failed_calls;
 	uint64_t calls[CMT_EV_COUNT];
 	uint64_t by_protect[CMT_PROTECT_KEYS];
+	/*
+	 * Carries of the sums above that can pass 2^64 - 1 (see cmt_total_shown).
+	 * carried: some carry moved since the start (the slow path of settle());
+	 * totals_out: a total of the trace left [0, 2^64 - 1] after an event.
+	 */
+	int64_t reserved_hi;
+	int64_t committed_hi;
+	int64_t heap_live_hi;
+	int64_t by_protect_hi[CMT_PROTECT_KEYS];
+	bool carried;
+	bool totals_out;
 	/* Protection keys the event being applied moved (series mode). */
 	uint32_t touched[CMT_TOUCHED_KEYS];
 	uint32_t ntouched;
@@ -493,10 +512,48 @@ void cmt_anomaly(struct cmt_engine *e, enum cmt_anomaly_kind kind, struct cmt_ma
 void cmt_set_unknown(struct cmt_engine *e, struct cmt_manager *m, int64_t t, uint32_t reason);
 void cmt_set_known(struct cmt_engine *e, struct cmt_manager *m, int64_t t);
 void cmt_expose(struct cmt_engine *e, struct cmt_manager *m);
-/* Moves a total by delta, modulo 2^64: pass 0 - x to take x away. */
-void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta);
-void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t delta);
-void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t delta);
+/*
+ * Byte totals. A manager's reserved and committed bytes are sums over disjoint
+ * address ranges and always fit in 64 bits; the sums over managers and
+ * processes, committed bytes by protection and heap live bytes (sizes are only
+ * numbers) may not. Those keep a count of carries beside the value, so the
+ * exact total is hi * 2^64 + value whatever the order of the steps; after an
+ * event, a total outside [0, 2^64 - 1] flags what holds it incomplete and is
+ * shown saturated (analysis/README.md, "Completeness").
+ */
+static inline uint64_t cmt_total_shown(uint64_t value, int64_t hi)
+{
+	return hi == 0 ? value : hi > 0 ? UINT64_MAX : 0;
+}
+
+/* value (and its carries) moved by bytes; true when a carry moved. */
+static inline bool cmt_total_add(uint64_t *value, int64_t *hi, uint64_t bytes)
+{
+	if (__builtin_add_overflow(*value, bytes, value)) {
+		(*hi)++;
+		return true;
+	}
+	return false;
+}
+
+static inline bool cmt_total_sub(uint64_t *value, int64_t *hi, uint64_t bytes)
+{
+	if (__builtin_sub_overflow(*value, bytes, value)) {
+		(*hi)--;
+		return true;
+	}
+	return false;
+}
+
+void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes);
+void cmt_sub_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes);
+void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t bytes);
+void cmt_sub_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t bytes);
+void cmt_add_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes);
+/* Takes away hi * 2^64 + bytes: all a heap held. */
+void cmt_sub_heap_live(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes, int64_t hi);
+/* Flags the totals left outside [0, 2^64 - 1] (settle(), and at the end of the trace). */
+void cmt_check_totals(struct cmt_engine *e, struct cmt_manager *m);
 uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line);
 
 /* vm.c */

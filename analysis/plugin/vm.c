@@ -153,8 +153,11 @@ static void account_committed(struct cmt_engine *e, struct cmt_manager *m,
 		if (r->runs[i].state & CMT_RUN_COMMITTED) {
 			uint64_t b = cmt_resv_bytes(r, r->runs[i].start, cmt_resv_run_end(r, i));
 
-			cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state),
-					  sign > 0 ? b : 0 - b);
+			if (sign > 0) {
+				cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
+			} else {
+				cmt_sub_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
+			}
 		}
 	}
 }
@@ -213,7 +216,7 @@ static struct cmt_resv *remove_region(struct cmt_engine *e, struct cmt_manager *
 	cmt_tree_remove(&m->tree, &reg->node);
 	m->v.regions--;
 	e->regions--;
-	cmt_add_reserved(e, m, 0 - (r->end - r->base));
+	cmt_sub_reserved(e, m, r->end - r->base);
 	account_committed(e, m, r, -1);
 	e->span_m = m;
 	cmt_resv_end_all(r, e->now, e->sinkp);
@@ -260,9 +263,9 @@ void cmt_vm_recount(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		if (old->runs[i].state & CMT_RUN_COMMITTED) {
 			uint64_t s = old->runs[i].start, end = cmt_resv_run_end(old, i);
 
-			cmt_add_committed(e, m, cmt_protect_key(old, old->runs[i].state),
-					  0 - cmt_resv_bytes(old, s > first ? s : first,
-							     end < last ? end : last));
+			cmt_sub_committed(e, m, cmt_protect_key(old, old->runs[i].state),
+					  cmt_resv_bytes(old, s > first ? s : first,
+							 end < last ? end : last));
 		}
 	}
 	if (state & CMT_RUN_COMMITTED) {

@@ -555,6 +555,113 @@ static void test_release_anomalies(void **state)
 	done(e);
 }
 
+/* ---------- Byte totals past 2^64 - 1 ---------- */
+
+/* The document written so far, for a search (the engine is finished). */
+static char *finished_text(struct cmt_engine *e)
+{
+	static char buf[1 << 16];
+	FILE *f;
+	size_t n;
+
+	cmt_engine_finish(e);
+	assert_false(cmt_engine_failed(e));
+	assert_int_equal(cmt_out_commit(&out), 0);
+	f = fopen(out_path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	cmt_engine_destroy(e);
+	unlink(out_path);
+	return buf;
+}
+
+static void test_totals_past_2_64(void **state)
+{
+	const uint64_t size = (UINT64_C(1) << 63) - 0x10000;
+	struct cmt_engine *e = engine(CMT_MODE_SUMMARY);
+	struct cmt_process *p;
+	struct cmt_event ev;
+	uint64_t id;
+	char *text;
+
+	(void)state;
+	/* Six managers each reserving and committing 2^63 - 64 KiB. */
+	for (id = 1; id <= 6; id++) {
+		ev = make(CMT_EV_MANAGER_CREATE);
+		ev.f[CMT_F_MANAGER_ID] = id;
+		ev.f[CMT_F_PAGE_SIZE] = PAGE;
+		cmt_engine_event(e, &ev);
+		ev = make(CMT_EV_VIRTUAL_ALLOC);
+		ev.f[CMT_F_MANAGER_ID] = id;
+		ev.f[CMT_F_SIZE] = size;
+		ev.f[CMT_F_TYPE] = CMT_MEM_RESERVE | CMT_MEM_COMMIT;
+		ev.f[CMT_F_PROTECT] = CMT_PAGE_READWRITE;
+		ev.f[CMT_F_RESULT] = 0x10000;
+		ev.f[CMT_F_SEQ] = 1;
+		cmt_engine_event(e, &ev);
+		if (id == 2) {
+			assert_false(e->totals_out);
+			assert_int_equal(e->reserved, 2 * size);
+		}
+	}
+	p = cmt_map_get(&e->procs, 42);
+	assert_true(e->totals_out);
+	assert_true(p->totals_out);
+	assert_int_equal(e->peak_reserved, UINT64_MAX);
+	assert_int_equal(e->peak_committed, UINT64_MAX);
+	assert_int_equal(cmt_total_shown(e->committed, e->committed_hi), UINT64_MAX);
+	/* A manager's own bytes fit: it stays complete. */
+	assert_int_equal(((struct cmt_manager *)cmt_map_get(&p->managers, 6))->reasons, 0);
+	assert_int_equal(((struct cmt_manager *)cmt_map_get(&p->managers, 6))->v.reserved, size);
+	/* Released again, the exact totals come back; the flags stay. */
+	for (id = 1; id <= 6; id++) {
+		ev = make(CMT_EV_VIRTUAL_FREE);
+		ev.f[CMT_F_MANAGER_ID] = id;
+		ev.f[CMT_F_ADDRESS] = 0x10000;
+		ev.f[CMT_F_TYPE] = CMT_MEM_RELEASE;
+		ev.f[CMT_F_SEQ] = 2;
+		cmt_engine_event(e, &ev);
+	}
+	assert_int_equal(e->reserved, 0);
+	assert_int_equal(e->reserved_hi, 0);
+	assert_int_equal(e->committed_hi, 0);
+	assert_int_equal(e->by_protect_hi[CMT_PAGE_READWRITE], 0);
+
+	/* Overlapping heap blocks of 2^63 bytes: a manager's own total passes 2^64 - 1. */
+	create(e);
+	heap_op(e, CMT_EV_MALLOC_CREATE, 9, 0, 0, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x1000, UINT64_C(1) << 63, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x2000, UINT64_C(1) << 63, 0);
+	assert_true(manager(e)->reasons & CMT_R_TOTALS);
+	assert_int_equal(manager(e)->h.peak_live_bytes, UINT64_MAX);
+	assert_int_equal(e->peak_heap_live, UINT64_MAX);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x3000, 5, 0);
+	heap_op(e, CMT_EV_MALLOC_FREE, 9, 0x1000, 0, 0);
+	assert_int_equal(e->heap_live, (UINT64_C(1) << 63) + 5);
+	assert_int_equal(e->heap_live_hi, 0);
+	heap_op(e, CMT_EV_MALLOC_ALLOC, 9, 0x4000, UINT64_MAX, 0);
+	assert_int_equal(cmt_total_shown(manager(e)->h.live_bytes, manager(e)->h.live_hi),
+			 UINT64_MAX);
+	/* The heap goes with more than 2^64 - 1 bytes: every total is exact again. */
+	ev = make(CMT_EV_MALLOC_DESTROY);
+	ev.f[CMT_F_HEAP_ID] = 9;
+	ev.present &= ~((UINT64_C(1) << CMT_F_LIVE_BLOCKS) | (UINT64_C(1) << CMT_F_LIVE_BYTES));
+	cmt_engine_event(e, &ev);
+	assert_int_equal(e->heap_live, 0);
+	assert_int_equal(e->heap_live_hi, 0);
+	assert_int_equal(manager(e)->h.live_hi, 0);
+	assert_int_equal(p->heap_live_hi, 0);
+	text = finished_text(e);
+	assert_non_null(strstr(text, "\"complete\":false"));
+	assert_non_null(strstr(text, "\"byte totals exceed 2^64 - 1: totals are not exact\""));
+	assert_non_null(strstr(text, "process 42: byte totals exceed 2^64 - 1"));
+	assert_non_null(strstr(text, "process 42, manager 7: byte totals exceed 2^64 - 1"));
+	assert_non_null(strstr(text, "\"peak_live_bytes\":18446744073709551615"));
+	assert_null(strstr(text, "process 42, manager 6: byte totals"));
+}
+
 /* ---------- Heaps and dumps ---------- */
 
 static void test_heap_frees_and_dump(void **state)
@@ -1579,6 +1686,7 @@ int main(void)
 		cmocka_unit_test(test_seq_gap_and_regression),
 		cmocka_unit_test(test_reset_takes_no_number),
 		cmocka_unit_test(test_release_anomalies),
+		cmocka_unit_test(test_totals_past_2_64),
 		cmocka_unit_test(test_heap_frees_and_dump),
 		cmocka_unit_test(test_discarded_then_dump),
 		cmocka_unit_test(test_events_before_the_first_dump),

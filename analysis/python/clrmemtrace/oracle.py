@@ -46,6 +46,8 @@ ADDRESS_LIMIT = 1 << 64
 HISTORY = 256  # changes kept to check queries against
 MAX_WAITING = 4096  # queries of one manager waiting for changes
 FORGET_AT = 65536  # freed pointers and released bases remembered
+TOTAL_MAX = 2**64 - 1  # byte totals beyond it are shown saturated and flagged
+TOTALS_OUT = "byte totals exceed 2^64 - 1: totals are not exact"
 
 ANOMALY_KINDS = (
     "rwx_commit",
@@ -294,6 +296,16 @@ def set_range(state, start, end, page_state, protect):
 # ---------------------------------------------------------------- model
 
 
+def shown(total):
+    """A byte total as the documents show it: saturated to [0, 2^64 - 1] (README,
+    "Completeness"); the plugin keeps 64-bit totals with their carries to the same effect."""
+    return min(max(total, 0), TOTAL_MAX)
+
+
+def out_of_range(total):
+    return not 0 <= total <= TOTAL_MAX
+
+
 class Figures:
     """Byte figures and counts of one manager, or of the whole trace."""
 
@@ -314,18 +326,20 @@ class Figures:
         self.peak_live_bytes = 0
 
     def note_peaks(self):
-        self.peak_reserved = max(self.peak_reserved, self.reserved)
-        self.peak_committed = max(self.peak_committed, self.committed)
-        self.peak_live_bytes = max(self.peak_live_bytes, self.live_bytes)
+        self.peak_reserved = max(self.peak_reserved, shown(self.reserved))
+        self.peak_committed = max(self.peak_committed, shown(self.committed))
+        self.peak_live_bytes = max(self.peak_live_bytes, shown(self.live_bytes))
 
     def virtual_document(self):
         return {
             "peak_reserved_bytes": self.peak_reserved,
             "peak_committed_bytes": self.peak_committed,
-            "final_reserved_bytes": self.reserved,
-            "final_committed_bytes": self.committed,
+            "final_reserved_bytes": shown(self.reserved),
+            "final_committed_bytes": shown(self.committed),
             "live_regions": self.live_regions,
-            "committed_by_protect": {k: v for k, v in sorted(self.by_protect.items()) if v},
+            "committed_by_protect": {
+                k: shown(v) for k, v in sorted(self.by_protect.items()) if shown(v)
+            },
             "calls": {name: self.calls[name] for name in CALL_EVENTS},
             "failed_calls": self.failed_calls,
         }
@@ -336,7 +350,7 @@ class Figures:
             "allocs": self.allocs,
             "frees": self.frees,
             "peak_live_bytes": self.peak_live_bytes,
-            "final_live_bytes": self.live_bytes,
+            "final_live_bytes": shown(self.live_bytes),
             "live_blocks": self.live_blocks,
         }
 
@@ -463,6 +477,9 @@ class Reconstruction(MmapView):
         self.notifications = []
         self.timeline = []
         self.series = Series(series_points, max_details) if series_points else None
+        # Byte totals that left [0, 2^64 - 1] after an event: the trace's, processes'.
+        self.totals_out = False
+        self.vpids_out = set()
 
     # ------------------------------------------------------------ reading
 
@@ -1271,7 +1288,28 @@ class Reconstruction(MmapView):
 
     # ------------------------------------------------------------ end
 
+    def check_totals(self):
+        """Flags the byte totals outside [0, 2^64 - 1]: a manager's own heap bytes (its
+        reserved and committed bytes cover disjoint ranges and always fit), its process's
+        sums, the trace's (which bound every other, committed bytes by protection too)."""
+        per_vpid = collections.defaultdict(lambda: [0, 0, 0])
+        for (vpid, _), manager in self.managers.items():
+            figures = manager.figures
+            if out_of_range(figures.live_bytes):
+                manager.flaws.add(TOTALS_OUT)
+            sums = per_vpid[vpid]
+            sums[0] += figures.reserved
+            sums[1] += figures.committed
+            sums[2] += figures.live_bytes
+        for vpid, sums in per_vpid.items():
+            if any(out_of_range(x) for x in sums):
+                self.vpids_out.add(vpid)
+        totals = self.totals
+        if any(out_of_range(x) for x in (totals.reserved, totals.committed, totals.live_bytes)):
+            self.totals_out = True
+
     def after_event(self, time_ns):
+        self.check_totals()
         for figures in [self.totals] + [m.figures for m in self.managers.values()]:
             figures.note_peaks()
         if self.series:
@@ -1290,6 +1328,7 @@ class Reconstruction(MmapView):
                 if window[1] is None:
                     # A lost-events notice can come after the last event.
                     window[1] = max(end, window[0])
+        self.check_totals()
         if self.series:
             self.series.finish(self, end)
 
@@ -1305,6 +1344,10 @@ class Reconstruction(MmapView):
             reasons.append(f"{self.no_vpid} events without the vpid context")
         if self.malformed:
             reasons.append(f"{self.malformed} events ignored (no timestamp or missing members)")
+        if self.totals_out:
+            reasons.append(TOTALS_OUT)
+        for vpid in sorted(self.vpids_out):
+            reasons.append(f"process {vpid}: {TOTALS_OUT}")
         for (vpid, manager_id), manager in sorted(self.managers.items()):
             label = f"process {vpid} manager {manager_id}"
             if manager.windows:
@@ -1334,7 +1377,8 @@ class Reconstruction(MmapView):
                 {
                     "vpid": vpid,
                     "procname": self.procnames.get(vpid, ""),
-                    "complete": all(m["complete"] for m in managers),
+                    "complete": all(m["complete"] for m in managers)
+                    and vpid not in self.vpids_out,
                     "managers": managers,
                 }
             )
@@ -1397,7 +1441,7 @@ class Reconstruction(MmapView):
                     key = (vpid, manager_id, heap_id, block.file, block.line)
                     group = groups.setdefault(key, [0, 0, 0])
                     group[0] += 1
-                    group[1] += block.size
+                    group[1] = shown(group[1] + block.size)
                     group[2] = max(group[2], block.size)
         rows = [
             {
@@ -1445,7 +1489,7 @@ class Reconstruction(MmapView):
                     {
                         "heap_id": heap_id,
                         "live_blocks": len(heap.live),
-                        "live_bytes": heap.live_bytes(),
+                        "live_bytes": shown(heap.live_bytes()),
                     }
                     for heap_id, heap in sorted(manager.heaps.items())
                     if not heap.destroyed
@@ -1626,11 +1670,11 @@ class Series:
 
     def sample(self, reconstruction, time_ns):
         totals = reconstruction.totals
-        self.totals["reserved_bytes"].set(time_ns, totals.reserved)
-        self.totals["committed_bytes"].set(time_ns, totals.committed)
-        self.totals["heap_live_bytes"].set(time_ns, totals.live_bytes)
+        self.totals["reserved_bytes"].set(time_ns, shown(totals.reserved))
+        self.totals["committed_bytes"].set(time_ns, shown(totals.committed))
+        self.totals["heap_live_bytes"].set(time_ns, shown(totals.live_bytes))
         for name in set(totals.by_protect) | set(self.by_protect):
-            self.by_protect[name].set(time_ns, totals.by_protect[name])
+            self.by_protect[name].set(time_ns, shown(totals.by_protect[name]))
         per_vpid = collections.defaultdict(lambda: [0, 0, 0])
         for (vpid, _), manager in reconstruction.managers.items():
             figures = per_vpid[vpid]
@@ -1639,7 +1683,7 @@ class Series:
             figures[2] += manager.figures.live_bytes
         for vpid, figures in per_vpid.items():
             for name, value in zip(PERFETTO_COUNTERS, figures):
-                self.per_process[(vpid, name)].set(time_ns, value)
+                self.per_process[(vpid, name)].set(time_ns, shown(value))
 
     def spans_update(self, manager, old, new, time_ns):
         def runs(state):
