@@ -6,8 +6,9 @@ output") and raises AssertionError, saying where, when it is not well-formed or 
 invariant that holds for any input: JSON that parses (and CSV with the timeline's
 columns), the documented keys and types, peaks at least the final values, committed bytes
 within the reserved ones, a complete trace without reasons, complete managers without
-unknown windows, lists within ``max-details``, per-manager figures adding up to the
-totals, latency percentiles in order, histograms that add up to their count.
+unknown windows, lists within ``max-details``, per-manager figures and listed leaks adding
+up to the totals (byte totals past 2^64 - 1 saturated, in an incomplete trace), latency
+percentiles in order, histograms that add up to their count.
 """
 
 import csv
@@ -25,6 +26,15 @@ MALLOC = ("heaps", "allocs", "frees", "peak_live_bytes", "final_live_bytes", "li
 ANOMALIES = ("rwx_commit", "w_to_x_flip", "free_unknown", "double_free",
              "commit_outside_reservation", "protect_uncommitted", "seq_regression")
 U64 = 2**64
+TOTAL_MAX = U64 - 1
+
+
+def _sum_shown(parts, shown, complete, where):
+    """A byte total against the parts that make it: their sum, saturated at 2^64 - 1 (the
+    parts may be saturated themselves); a sum past it leaves nothing complete."""
+    exact = sum(parts)
+    assert shown == min(exact, TOTAL_MAX), f"{where}: {shown}, the parts add up to {exact}"
+    assert not (complete and exact > TOTAL_MAX), f"{where}: past 2^64 - 1 in a complete trace"
 
 
 def _int(value, where, low=0, high=U64 - 1):
@@ -49,7 +59,7 @@ def parse_json(text, where="document"):
         raise AssertionError(f"{where}: not valid JSON ({e})") from None
 
 
-def _virtual(v, where):
+def _virtual(v, where, complete):
     _keys(v, VIRTUAL + ("committed_by_protect", "calls"), where)
     for k in VIRTUAL:
         _int(v[k], f"{where}.{k}")
@@ -61,7 +71,8 @@ def _virtual(v, where):
     for name, n in by.items():
         assert isinstance(name, str) and name, f"{where}: protection name {name!r}"
         _int(n, f"{where}.committed_by_protect.{name}", 1)
-    assert sum(by.values()) == v["final_committed_bytes"], f"{where}: committed_by_protect sum"
+    _sum_shown(by.values(), v["final_committed_bytes"], complete,
+               f"{where}: committed_by_protect sum")
     for name, n in v["calls"].items():
         _int(n, f"{where}.calls.{name}")
     assert v["failed_calls"] <= sum(v["calls"].values()), f"{where}: failed_calls > calls"
@@ -97,9 +108,9 @@ def check_summary(text, max_details=1000):
     else:
         _time(doc["begin_ns"], "begin_ns")
         _time(doc["end_ns"], "end_ns")
-    _virtual(doc["virtual"], "virtual")
+    _virtual(doc["virtual"], "virtual", doc["complete"])
     _malloc(doc["malloc"], "malloc")
-    totals = {k: 0 for k in VIRTUAL[2:5] + MALLOC[:3] + MALLOC[4:]}
+    totals = {k: [] for k in VIRTUAL[2:5] + MALLOC[:3] + MALLOC[4:]}
     calls = {}
     peaks = {"peak_reserved_bytes": 0, "peak_committed_bytes": 0, "peak_live_bytes": 0}
     seen = set()
@@ -133,21 +144,24 @@ def check_summary(text, max_details=1000):
                 _time(w[0], f"{mw} window")
                 _time(w[1], f"{mw} window")
                 assert w[0] <= w[1], f"{mw}: window {w} ends before it begins"
-            _virtual(m["virtual"], f"{mw}.virtual")
+            _virtual(m["virtual"], f"{mw}.virtual", m["complete"])
             _malloc(m["malloc"], f"{mw}.malloc")
             for k in VIRTUAL[2:5]:
-                totals[k] += m["virtual"][k]
+                totals[k].append(m["virtual"][k])
             for k in MALLOC[:3] + MALLOC[4:]:
-                totals[k] += m["malloc"][k]
+                totals[k].append(m["malloc"][k])
             for name, n in m["virtual"]["calls"].items():
                 calls[name] = calls.get(name, 0) + n
             for k in ("peak_reserved_bytes", "peak_committed_bytes"):
                 peaks[k] = max(peaks[k], m["virtual"][k])
             peaks["peak_live_bytes"] = max(peaks["peak_live_bytes"], m["malloc"]["peak_live_bytes"])
-    for k in VIRTUAL[2:5]:
-        assert totals[k] == doc["virtual"][k], f"virtual.{k}: managers add up to {totals[k]}"
-    for k in MALLOC[:3] + MALLOC[4:]:
-        assert totals[k] == doc["malloc"][k], f"malloc.{k}: managers add up to {totals[k]}"
+    for k in ("final_reserved_bytes", "final_committed_bytes"):
+        _sum_shown(totals[k], doc["virtual"][k], doc["complete"], f"virtual.{k}")
+    _sum_shown(totals["final_live_bytes"], doc["malloc"]["final_live_bytes"], doc["complete"],
+               "malloc.final_live_bytes")
+    for k in ("live_regions", "heaps", "allocs", "frees", "live_blocks"):
+        where = "virtual" if k == "live_regions" else "malloc"
+        assert sum(totals[k]) == doc[where][k], f"{where}.{k}: managers add up to {totals[k]}"
     assert calls == doc["virtual"]["calls"] or not doc["processes"], "calls: managers differ"
     for k in ("peak_reserved_bytes", "peak_committed_bytes"):
         assert doc["virtual"][k] >= peaks[k], f"virtual.{k} below a manager's"
@@ -190,10 +204,26 @@ def check_summary(text, max_details=1000):
     sizes = [r["size"] for r in leaks["regions"]]
     assert sizes == sorted(sizes, reverse=True), "leaks.regions not largest first"
     if len(leaks["regions"]) == doc["virtual"]["live_regions"]:
-        assert sum(sizes) == doc["virtual"]["final_reserved_bytes"], "leaks.regions sizes"
-        assert sum(r["committed_bytes"] for r in leaks["regions"]) == \
-            doc["virtual"]["final_committed_bytes"], "leaks.regions committed bytes"
+        _sum_shown(sizes, doc["virtual"]["final_reserved_bytes"], doc["complete"],
+                   "leaks.regions sizes")
+        _sum_shown([r["committed_bytes"] for r in leaks["regions"]],
+                   doc["virtual"]["final_committed_bytes"], doc["complete"],
+                   "leaks.regions committed bytes")
     assert len(leaks["blocks"]) <= max_details
+    for g in leaks["blocks"]:
+        _int(g["bytes"], "leaks.blocks bytes")
+        assert g["largest"] <= g["bytes"], f"leaks.blocks: largest above the total {g}"
+    if sum(g["blocks"] for g in leaks["blocks"]) == doc["malloc"]["live_blocks"]:
+        # Every live block listed: their sizes make the live bytes, the trace's and each
+        # manager's (the mmap view, manager 0, holds no heap).
+        _sum_shown([g["bytes"] for g in leaks["blocks"]], doc["malloc"]["final_live_bytes"],
+                   doc["complete"], "leaks.blocks bytes")
+        for p in doc["processes"]:
+            for m in p["managers"]:
+                _sum_shown([g["bytes"] for g in leaks["blocks"]
+                            if (g["vpid"], g["manager_id"]) == (p["vpid"], m["manager_id"])],
+                           m["malloc"]["final_live_bytes"], m["complete"],
+                           f"process {p['vpid']}, manager {m['manager_id']}: leaks.blocks bytes")
     return doc
 
 
