@@ -1242,7 +1242,7 @@ def expectations(case, exp):
     was known (created, or dumped since it was first seen) at the time.
     """
     out = dict(exp)
-    out["incomplete"] = set()
+    out["incomplete"] = set(exp.get("incomplete", ()))
     reasons = list(exp["reasons"])
     streams = case["streams"]
     mode = case.get("mode", "summary")
@@ -1511,7 +1511,72 @@ def _directed_traces():
                                                     "ptr": U64_END - 16}))
     return {"at-top": at_top, "released-at-top": at_top + [_vf(70, top, 0, MEM_RELEASE, 6)],
             "wrapping": wrapping, "dump-extremes": dump, "mmap-extremes": mmap_view,
-            "mmap-and-manager": mmap_view + at_top, "heap-extremes": heap}
+            "mmap-and-manager": mmap_view + at_top, "heap-extremes": heap,
+            **_totals_traces()}
+
+
+TOTALS_OUT = "byte totals exceed 2^64 - 1: totals are not exact"
+
+
+def _totals_traces():
+    """Byte totals past 2^64 - 1: reservations of many managers, overlapping heap blocks,
+    committed bytes of one protection over many processes."""
+    huge = 2**63 - GRANULARITY
+
+    def call(name, t, mid, payload, vpid=100):
+        return _ev("clrmemtrace:" + name, t, dict(payload, manager_id=mid), vpid)
+
+    def manager(t, mid, vpid=100):
+        return call("manager_create", t, mid, {"page_size": 4096, "name": f"m{mid}"}, vpid)
+
+    def alloc(t, mid, size, typ, prot, seq, vpid=100):
+        return call("virtual_alloc", t, mid, {
+            "address": GRANULARITY if typ == MEM_COMMIT else 0, "size": size, "type": typ,
+            "protect": prot, "result": GRANULARITY, "hr": S_OK, "seq": seq}, vpid)
+
+    many = []
+    for mid in range(1, 7):
+        many += [manager(10 * mid, mid), alloc(10 * mid + 1, mid, huge, MEM_RESERVE | MEM_COMMIT,
+                                                4, 1)]
+    many += [call("virtual_free", 100, 1, {"address": GRANULARITY, "size": 0,
+                                           "type": MEM_RELEASE, "hr": S_OK, "seq": 2}),
+             call("virtual_free", 110, 2, {"address": GRANULARITY + 4096, "size": 4096,
+                                           "type": MEM_DECOMMIT, "hr": S_OK, "seq": 2})]
+    heap = [manager(10, 1), manager(11, 2),
+            call("malloc_create", 20, 1, {"heap_id": 1}), call("malloc_create", 21, 2, {"heap_id": 7})]
+    for t, mid, hid, ptr, size in ((30, 1, 1, 0x1000, 2**63), (31, 1, 1, 0x1008, 2**63),
+                                   (32, 2, 7, 0x1000, 2**62), (33, 1, 1, 0x2000, U64),
+                                   (34, 2, 7, 0x2000, 2**63)):
+        heap.append(call("malloc_alloc", t, mid, {"heap_id": hid, "size": size, "ptr": ptr,
+                                                  "file": "f.c", "line": t}))
+    heap += [call("malloc_free", 40, 1, {"heap_id": 1, "ptr": 0x1000}),
+             call("malloc_free", 41, 2, {"heap_id": 7, "ptr": 0x1000})]
+    protect = []
+    for n, vpid in enumerate((100, 200, 300, 400)):
+        t = 10 * (n + 1)
+        protect += [manager(t, 1, vpid), alloc(t + 1, 1, huge, MEM_RESERVE, 4, 1, vpid),
+                    alloc(t + 2, 1, huge, MEM_COMMIT, 4, 2, vpid),
+                    call("virtual_protect", t + 3, 1, {
+                        "address": GRANULARITY, "size": huge, "protect": 0x20,
+                        "old_protect": 4, "hr": S_OK, "seq": 3}, vpid)]
+    protect.append(call("virtual_protect", 60, 1, {
+        "address": GRANULARITY, "size": 4096, "protect": 2, "old_protect": 0x20, "hr": S_OK,
+        "seq": 4}, 400))
+    return {"totals-many-managers": many, "totals-heap-overlap": heap,
+            "totals-by-protect": protect}
+
+
+# The reasons (and the managers incomplete) the directed traces must show.
+DIRECTED_FLAWS = {
+    "dump-extremes": ([TOTALS_OUT, f"process 100: {TOTALS_OUT}",
+                       f"process 100, manager 1: {TOTALS_OUT}"], {(100, 1)}),
+    "heap-extremes": ([TOTALS_OUT, f"process 100: {TOTALS_OUT}",
+                       f"process 100, manager 1: {TOTALS_OUT}"], {(100, 1)}),
+    "totals-many-managers": ([TOTALS_OUT, f"process 100: {TOTALS_OUT}"], set()),
+    "totals-heap-overlap": ([TOTALS_OUT, f"process 100: {TOTALS_OUT}",
+                             f"process 100, manager 1: {TOTALS_OUT}"], {(100, 1)}),
+    "totals-by-protect": ([TOTALS_OUT], set()),
+}
 
 
 def _extreme_clocks(case, how):
@@ -1535,7 +1600,7 @@ def directed():
 
     Reservations, heap blocks and mappings at the top of the address space and with sizes
     that reach or pass 2^64; state dumps with such regions and blocks and counts of 2^64 - 1;
-    and a clean run whose timestamps sit near either end of Babeltrace2's signed 64-bit
+    byte totals past 2^64 - 1 (DIRECTED_FLAWS: the reasons they must give); and a clean run whose timestamps sit near either end of Babeltrace2's signed 64-bit
     nanoseconds, or at both ends, more than 2^63 ns apart.
     """
     bases = []
@@ -1552,9 +1617,10 @@ def directed():
             case = copy.deepcopy(base)
             case["name"] = f"{base['name']}/{mode}{params or ''}"
             case["mode"], case["params"] = mode, dict(params)
+            reasons, incomplete = DIRECTED_FLAWS.get(base["name"], ([], set()))
             e = copy.deepcopy(exp) if exp is not None else {
                 "error": False, "exact": None, "check_exact": False, "procnames": True,
-                "causes": [], "dump_causes": [], "reasons": [], "clean": False,
-                "monotonic": True}
+                "causes": [], "dump_causes": [], "reasons": list(reasons),
+                "incomplete": set(incomplete), "clean": False, "monotonic": True}
             out.append((case, e))
     return out
