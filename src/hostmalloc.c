@@ -121,6 +121,21 @@ static void on_alloc(void *ctx, void *ptr, size_t size)
 	emit_alloc(t);
 }
 
+/* The event of an allocation, but for its outcome (ptr, hr, reason). */
+static struct ctev_malloc_alloc alloc_event(const struct hostmalloc *h, SIZE_T cbSize,
+					    EMemoryCriticalLevel level, const char *file, int line)
+{
+	return (struct ctev_malloc_alloc){
+		.manager_id = h->manager->id,
+		.heap_id = h->id,
+		.size = cbSize,
+		.level = (int32_t)level,
+		.file = file ? file : "",
+		.line = line,
+		.reason = "",
+	};
+}
+
 /* Decorating: the inner heap allocates; the block is remembered with its size. */
 static HRESULT wrapped_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCriticalLevel level,
 			     const char *file, int line, bool debug, void **ppMem)
@@ -138,17 +153,9 @@ static HRESULT wrapped_alloc(struct hostmalloc *h, SIZE_T cbSize, EMemoryCritica
 		blockset_add(h->live, *ppMem, cbSize);
 	}
 	if (tracing(h) && CLRMEMTRACE_TRACE_ON(malloc_alloc)) {
-		t.ev = (struct ctev_malloc_alloc){
-			.manager_id = h->manager->id,
-			.heap_id = h->id,
-			.size = cbSize,
-			.level = (int32_t)level,
-			.hr = hr,
-			.ptr = hr == S_OK && ppMem ? (uintptr_t)*ppMem : 0,
-			.file = file ? file : "",
-			.line = line,
-			.reason = "",
-		};
+		t.ev = alloc_event(h, cbSize, level, file, line);
+		t.ev.hr = hr;
+		t.ev.ptr = hr == S_OK && ppMem ? (uintptr_t)*ppMem : 0;
 		emit_alloc(&t);
 	}
 	return hr;
@@ -167,15 +174,7 @@ static __attribute__((noinline, cold)) HRESULT alloc_traced(struct hostmalloc *h
 		return wrapped_alloc(h, cbSize, level, file, line, false, ppMem);
 	}
 	t.t0 = clrmemtrace__now_ns();
-	t.ev = (struct ctev_malloc_alloc){
-		.manager_id = h->manager->id,
-		.heap_id = h->id,
-		.size = cbSize,
-		.level = (int32_t)level,
-		.file = file ? file : "",
-		.line = line,
-		.reason = "",
-	};
+	t.ev = alloc_event(h, cbSize, level, file, line);
 	if (!ppMem) {
 		hr = E_POINTER;
 	} else if ((*ppMem = NULL, (unsigned)level > (unsigned)eProcessCritical)) {
@@ -204,20 +203,12 @@ static __attribute__((noinline, cold)) void alloc_late(struct hostmalloc *h, SIZ
 						       EMemoryCriticalLevel level, const char *file,
 						       int line, void *ptr, int err)
 {
-	struct alloc_trace t = {
-		.ev = {
-			.manager_id = h->manager->id,
-			.heap_id = h->id,
-			.size = cbSize,
-			.level = (int32_t)level,
-			.file = file ? file : "",
-			.line = line,
-			.ptr = (uintptr_t)ptr,
-			.hr = clrmemtrace__hresult(err),
-			.reason = err ? clrmemtrace__policy_reason(err) : "",
-		},
-	};
+	struct alloc_trace t = { .t0 = 0 };
 
+	t.ev = alloc_event(h, cbSize, level, file, line);
+	t.ev.ptr = (uintptr_t)ptr;
+	t.ev.hr = clrmemtrace__hresult(err);
+	t.ev.reason = err ? clrmemtrace__policy_reason(err) : "";
 	emit_alloc(&t);
 }
 
