@@ -103,44 +103,23 @@ void cmt_anomaly(struct cmt_engine *e, enum cmt_anomaly_kind kind, struct cmt_ma
 
 static uint64_t site_hash(const char *file, int64_t line)
 {
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	const unsigned char *p;
+	uint64_t h = cmt_fnv1a(file, strlen(file)) ^ (uint64_t)line * UINT64_C(0x9E3779B97F4A7C15);
 
-	for (p = (const unsigned char *)file; *p; p++) {
-		h = (h ^ *p) * UINT64_C(0x100000001b3);
-	}
-	h ^= (uint64_t)line * UINT64_C(0x9E3779B97F4A7C15);
 	return h ? h : 1;
 }
 
-static int sites_grow(struct cmt_sites *s)
+struct site_key {
+	const struct cmt_sites *s;
+	const char *file;
+	int64_t line;
+};
+
+static bool same_site(const void *ctx, uint32_t id)
 {
-	uint32_t nslots = s->nslots ? s->nslots * 2 : 1024, i;
-	uint64_t *hashes = calloc(nslots, sizeof(*hashes));
-	uint32_t *slots = calloc(nslots, sizeof(*slots));
+	const struct site_key *k = ctx;
+	const struct cmt_site *site = &k->s->v[id];
 
-	if (!hashes || !slots) {
-		free(hashes);
-		free(slots);
-		return -1;
-	}
-	for (i = 0; i < s->nslots; i++) {
-		uint32_t j;
-
-		if (!s->hashes[i]) {
-			continue;
-		}
-		for (j = cmt_hash64(s->hashes[i], nslots); hashes[j]; j = (j + 1) & (nslots - 1)) {
-		}
-		hashes[j] = s->hashes[i];
-		slots[j] = s->slots[i];
-	}
-	free(s->hashes);
-	free(s->slots);
-	s->hashes = hashes;
-	s->slots = slots;
-	s->nslots = nslots;
-	return 0;
+	return site->line == k->line && strcmp(site->file, k->file) == 0;
 }
 
 /*
@@ -150,8 +129,10 @@ static int sites_grow(struct cmt_sites *s)
 uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line)
 {
 	struct cmt_sites *s = &e->sites;
+	struct site_key key;
 	uint64_t h;
 	uint32_t i;
+	bool found;
 
 	if (!file) {
 		file = "";
@@ -159,17 +140,15 @@ uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line)
 	if (!*file && line == 0) {
 		return 0;
 	}
-	if ((uint64_t)(s->n + 1) * 10 > (uint64_t)s->nslots * 7 && sites_grow(s) != 0) {
+	if (cmt_hindex_room(&s->index, s->n, 1024) != 0) {
 		cmt_fail(e);
 		return 0;
 	}
+	key = (struct site_key){ s, file, line };
 	h = site_hash(file, line);
-	for (i = cmt_hash64(h, s->nslots); s->hashes[i]; i = (i + 1) & (s->nslots - 1)) {
-		const struct cmt_site *site = &s->v[s->slots[i]];
-
-		if (s->hashes[i] == h && site->line == line && strcmp(site->file, file) == 0) {
-			return s->slots[i];
-		}
+	i = cmt_hindex_find(&s->index, h, same_site, &key, &found);
+	if (found) {
+		return s->index.ids[i];
 	}
 	if (s->n >= CMT_MAX_SITES) {
 		return 0;
@@ -201,8 +180,7 @@ uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line)
 		cmt_fail(e);
 		return 0;
 	}
-	s->hashes[i] = h;
-	s->slots[i] = s->n;
+	cmt_hindex_set(&s->index, i, h, s->n);
 	return s->n++;
 }
 
@@ -214,8 +192,7 @@ static void sites_fini(struct cmt_sites *s)
 		free(s->v[i].file);
 	}
 	free(s->v);
-	free(s->hashes);
-	free(s->slots);
+	cmt_hindex_fini(&s->index);
 	memset(s, 0, sizeof(*s));
 }
 

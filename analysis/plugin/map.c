@@ -93,3 +93,45 @@ void cmt_map_fini(struct cmt_map *m)
 	m->cap = 0;
 	m->count = 0;
 }
+
+int cmt_hindex_room(struct cmt_hindex *x, uint32_t n, uint32_t first)
+{
+	uint32_t cap = x->cap ? x->cap * 2 : first, i, j;
+	uint64_t *hashes;
+	uint32_t *ids;
+
+	if ((uint64_t)(n + 1) * 10 <= (uint64_t)x->cap * 7) {
+		return 0;
+	}
+	hashes = calloc(cap, sizeof(*hashes));
+	ids = calloc(cap, sizeof(*ids));
+	if (!hashes || !ids) {
+		free(hashes);
+		free(ids);
+		return -1;
+	}
+	for (i = 0; i < x->cap; i++) {
+		if (!x->hashes[i]) {
+			continue;
+		}
+		for (j = cmt_hash64(x->hashes[i], cap); hashes[j]; j = (j + 1) & (cap - 1)) {
+		}
+		hashes[j] = x->hashes[i];
+		ids[j] = x->ids[i];
+	}
+	free(x->hashes);
+	free(x->ids);
+	x->hashes = hashes;
+	x->ids = ids;
+	x->cap = cap;
+	return 0;
+}
+
+void cmt_hindex_fini(struct cmt_hindex *x)
+{
+	free(x->hashes);
+	free(x->ids);
+	x->hashes = NULL;
+	x->ids = NULL;
+	x->cap = 0;
+}

@@ -69,9 +69,7 @@ struct cmt_os {
 	char **paths;
 	uint32_t npaths;
 	uint32_t cap_paths;
-	uint64_t *hashes;
-	uint32_t *slots;
-	uint32_t nslots;
+	struct cmt_hindex path_index;
 	/* The maps dump under way (m->dump.active says whether there is one). */
 	struct os_dentry *dump;
 	size_t ndump;
@@ -318,67 +316,42 @@ const char *cmt_os_path(const struct cmt_manager *m, const struct cmt_resv *r)
 
 /* ---------- Paths ---------- */
 
-static uint64_t path_hash(const char *s, size_t n)
+struct path_key {
+	const struct cmt_os *os;
+	const char *s;
+	size_t n;
+};
+
+static bool same_path(const void *ctx, uint32_t id)
 {
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t i;
+	const struct path_key *k = ctx;
+	const char *p = k->os->paths[id];
 
-	for (i = 0; i < n; i++) {
-		h = (h ^ (unsigned char)s[i]) * UINT64_C(0x100000001b3);
-	}
-	return h ? h : 1;
-}
-
-static int paths_grow(struct cmt_os *os)
-{
-	uint32_t nslots = os->nslots ? os->nslots * 2 : 256, i, j;
-	uint64_t *hashes = calloc(nslots, sizeof(*hashes));
-	uint32_t *slots = calloc(nslots, sizeof(*slots));
-
-	if (!hashes || !slots) {
-		free(hashes);
-		free(slots);
-		return -1;
-	}
-	for (i = 0; i < os->nslots; i++) {
-		if (!os->hashes[i]) {
-			continue;
-		}
-		for (j = cmt_hash64(os->hashes[i], nslots); hashes[j]; j = (j + 1) & (nslots - 1)) {
-		}
-		hashes[j] = os->hashes[i];
-		slots[j] = os->slots[i];
-	}
-	free(os->hashes);
-	free(os->slots);
-	os->hashes = hashes;
-	os->slots = slots;
-	os->nslots = nslots;
-	return 0;
+	return strncmp(p, k->s, k->n) == 0 && p[k->n] == '\0';
 }
 
 /* The id of path s (at most 4096 bytes of it); 0 for "", when full or without memory. */
 static uint32_t path_intern(struct cmt_engine *e, struct cmt_os *os, const char *s)
 {
 	size_t n = s ? strnlen(s, 4096) : 0;
+	struct path_key key = { os, s, n };
 	uint64_t h;
 	uint32_t i;
+	bool found;
 	char *c;
 
 	if (n == 0) {
 		return 0;
 	}
-	if ((uint64_t)(os->npaths + 1) * 10 > (uint64_t)os->nslots * 7 && paths_grow(os) != 0) {
+	if (cmt_hindex_room(&os->path_index, os->npaths, 256) != 0) {
 		cmt_fail(e);
 		return 0;
 	}
-	h = path_hash(s, n);
-	for (i = cmt_hash64(h, os->nslots); os->hashes[i]; i = (i + 1) & (os->nslots - 1)) {
-		const char *p = os->paths[os->slots[i]];
-
-		if (os->hashes[i] == h && strncmp(p, s, n) == 0 && p[n] == '\0') {
-			return os->slots[i];
-		}
+	h = cmt_fnv1a(s, n);
+	h = h ? h : 1;
+	i = cmt_hindex_find(&os->path_index, h, same_path, &key, &found);
+	if (found) {
+		return os->path_index.ids[i];
 	}
 	if (os->npaths >= MAX_PATHS) {
 		return 0;
@@ -406,8 +379,7 @@ static uint32_t path_intern(struct cmt_engine *e, struct cmt_os *os, const char 
 	memcpy(c, s, n);
 	c[n] = '\0';
 	os->paths[os->npaths] = c;
-	os->hashes[i] = h;
-	os->slots[i] = os->npaths;
+	cmt_hindex_set(&os->path_index, i, h, os->npaths);
 	return os->npaths++;
 }
 
@@ -529,8 +501,7 @@ void cmt_os_fini(struct cmt_manager *m)
 		free(os->built[k]);
 	}
 	free(os->paths);
-	free(os->hashes);
-	free(os->slots);
+	cmt_hindex_fini(&os->path_index);
 	free(os->dump);
 	free(os->free_r);
 	free(os->held);

@@ -411,9 +411,7 @@ struct cmt_sites {
 	struct cmt_site *v;
 	uint32_t n;
 	uint32_t cap;
-	uint64_t *hashes; /* open addressing: (hash & ~0xfffff...) | site, 0 empty */
-	uint32_t *slots;
-	uint32_t nslots;
+	struct cmt_hindex index;
 };
 
 /* ---------- The engine ---------- */
