@@ -705,6 +705,26 @@ static void call_addr_size(const struct cmt_event *ev, uint64_t *addr, uint64_t 
 	}
 }
 
+void cmt_failed_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev,
+		     int32_t err, uint64_t addr, uint64_t size)
+{
+	struct cmt_failure *f;
+
+	e->failed_calls++;
+	m->v.failed++;
+	f = cmt_vec_push(e, &e->failures, e->cfg.max_details);
+	if (f) {
+		f->time_ns = e->now;
+		f->vpid = m->proc->vpid;
+		f->tid = ev->tid;
+		f->manager_id = m->id;
+		f->hr = err;
+		f->type = ev->type;
+		f->addr = addr;
+		f->size = size;
+	}
+}
+
 static void on_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
 {
 	int32_t hr = (int32_t)ev->f[CMT_F_HR];
@@ -726,20 +746,10 @@ static void on_call(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 		}
 	}
 	if (hr != CMT_S_OK) {
-		struct cmt_failure *f;
+		uint64_t addr, size;
 
-		e->failed_calls++;
-		m->v.failed++;
-		f = cmt_vec_push(e, &e->failures, e->cfg.max_details);
-		if (f) {
-			f->time_ns = e->now;
-			f->vpid = m->proc->vpid;
-			f->tid = ev->tid;
-			f->manager_id = m->id;
-			f->hr = hr;
-			f->type = ev->type;
-			call_addr_size(ev, &f->addr, &f->size);
-		}
+		call_addr_size(ev, &addr, &size);
+		cmt_failed_call(e, m, ev, hr, addr, size);
 	}
 }
 

@@ -928,25 +928,10 @@ void cmt_os_claim(struct cmt_engine *e, struct cmt_manager *m, uint64_t base, ui
 static void os_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev,
 		    bool failed, int32_t err, uint64_t addr, uint64_t size)
 {
-	struct cmt_failure *f;
-
 	e->calls[ev->type]++;
 	m->v.calls[ev->type]++;
-	if (!failed) {
-		return;
-	}
-	e->failed_calls++;
-	m->v.failed++;
-	f = cmt_vec_push(e, &e->failures, e->cfg.max_details);
-	if (f) {
-		f->time_ns = e->now;
-		f->vpid = m->proc->vpid;
-		f->tid = ev->tid;
-		f->manager_id = m->id;
-		f->hr = err;
-		f->type = ev->type;
-		f->addr = addr;
-		f->size = size;
+	if (failed) {
+		cmt_failed_call(e, m, ev, err, addr, size);
 	}
 }
 

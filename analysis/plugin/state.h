@@ -543,6 +543,9 @@ static inline bool cmt_total_sub(uint64_t *value, int64_t *hi, uint64_t bytes)
 	return false;
 }
 
+/* Counts a failed call of m and lists it (up to max-details) with its error, address and size. */
+void cmt_failed_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev,
+		     int32_t err, uint64_t addr, uint64_t size);
 void cmt_add_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes);
 void cmt_sub_reserved(struct cmt_engine *e, struct cmt_manager *m, uint64_t bytes);
 void cmt_add_committed(struct cmt_engine *e, struct cmt_manager *m, uint32_t key, uint64_t bytes);
