@@ -1041,22 +1041,42 @@ static void on_mmap(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 	}
 }
 
+/* Counts a call on [address, address + length) returning 0, or -1 with errno; whether it failed. */
+static bool os_range_call(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
+{
+	bool failed = (int32_t)ev->f[CMT_F_RESULT] != 0;
+
+	os_call(e, m, ev, failed, (int32_t)ev->f[CMT_F_ERRNUM], ev->f[CMT_F_ADDRESS],
+		ev->f[CMT_F_LENGTH]);
+	return failed;
+}
+
+/*
+ * The pages [*lo, *hi) of the event's address and length, and the number of
+ * their pieces no manager holds (in os->free_r): 0 when there are none, or
+ * when the range overflows (the view is then wrong).
+ */
+static size_t unheld_pages(struct cmt_engine *e, struct cmt_manager *m,
+			   const struct cmt_event *ev, uint64_t *lo, uint64_t *hi)
+{
+	*lo = page_down(m, ev->f[CMT_F_ADDRESS]);
+	if (!page_end(m, ev->f[CMT_F_ADDRESS], ev->f[CMT_F_LENGTH], hi)) {
+		os_wrong(e, m);
+		return 0;
+	}
+	return unheld(e, m, *lo, *hi);
+}
+
 static void on_munmap(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
 {
-	uint64_t addr = ev->f[CMT_F_ADDRESS], length = ev->f[CMT_F_LENGTH], lo = page_down(m, addr);
-	bool failed = (int32_t)ev->f[CMT_F_RESULT] != 0, has_base;
-	uint64_t hi, base;
+	uint64_t lo, hi, base;
+	bool has_base;
 	size_t n, k;
 
-	os_call(e, m, ev, failed, (int32_t)ev->f[CMT_F_ERRNUM], addr, length);
-	if (failed) {
+	if (os_range_call(e, m, ev)) {
 		return;
 	}
-	if (!page_end(m, addr, length, &hi)) {
-		os_wrong(e, m);
-		return;
-	}
-	n = unheld(e, m, lo, hi);
+	n = unheld_pages(e, m, ev, &lo, &hi);
 	if (n == 0) {
 		return;
 	}
@@ -1111,24 +1131,18 @@ static bool writable_not_executable(uint32_t p)
 
 static void on_mprotect(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
 {
-	uint64_t addr = ev->f[CMT_F_ADDRESS], length = ev->f[CMT_F_LENGTH], lo = page_down(m, addr);
 	uint32_t prot = (uint32_t)ev->f[CMT_F_PROT] & OS_PROT_BITS, newp, oldp = 0;
-	bool failed = (int32_t)ev->f[CMT_F_RESULT] != 0, cow = false, first_reserved = false;
+	bool cow = false, first_reserved = false;
 	struct cmt_region *holder;
 	char a[CMT_NAME_MAX], b[CMT_NAME_MAX];
-	uint64_t hi, base = 0;
+	uint64_t lo, hi, base = 0;
 	const char *op;
 	size_t n, k;
 
-	os_call(e, m, ev, failed, (int32_t)ev->f[CMT_F_ERRNUM], addr, length);
-	if (failed) {
+	if (os_range_call(e, m, ev)) {
 		return;
 	}
-	if (!page_end(m, addr, length, &hi)) {
-		os_wrong(e, m);
-		return;
-	}
-	n = unheld(e, m, lo, hi);
+	n = unheld_pages(e, m, ev, &lo, &hi);
 	if (n == 0) {
 		return;
 	}
@@ -1173,19 +1187,13 @@ static bool discards(int64_t advice)
 
 static void on_madvise(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev)
 {
-	uint64_t addr = ev->f[CMT_F_ADDRESS], length = ev->f[CMT_F_LENGTH], lo = page_down(m, addr);
-	bool failed = (int32_t)ev->f[CMT_F_RESULT] != 0, has_base;
-	uint64_t hi, base;
+	uint64_t lo, hi, base;
+	bool has_base;
 
-	os_call(e, m, ev, failed, (int32_t)ev->f[CMT_F_ERRNUM], addr, length);
-	if (failed || !discards((int32_t)ev->f[CMT_F_ADVICE])) {
+	if (os_range_call(e, m, ev) || !discards((int32_t)ev->f[CMT_F_ADVICE])) {
 		return;
 	}
-	if (!page_end(m, addr, length, &hi)) {
-		os_wrong(e, m);
-		return;
-	}
-	if (unheld(e, m, lo, hi) == 0) {
+	if (unheld_pages(e, m, ev, &lo, &hi) == 0) {
 		return;
 	}
 	/* The pages keep their mapping and protection; their contents go (MEM_RESET). */
