@@ -202,23 +202,9 @@ bool probe_executable_after_write(void *p)
 	static const unsigned char ret[1];
 	return false;
 #endif
-	struct saved s;
-	volatile bool ok = false;
-
 	memcpy(p, ret, sizeof(ret));
 	__builtin___clear_cache((char *)p, (char *)p + sizeof(ret));
-	arm(&s);
-	if (sigsetjmp(probe_env, 1) == 0) {
-		void (*fn)(void);
-
-		probe_armed = 1;
-		memcpy(&fn, &p, sizeof(fn));
-		fn();
-		probe_armed = 0;
-		ok = true;
-	}
-	disarm(&s);
-	return ok;
+	return probe_call(p);
 }
 
 bool probe_call(const void *p)
