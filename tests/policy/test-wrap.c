@@ -145,15 +145,21 @@ static ULONG STDMETHODCALLTYPE fake_AddRef(IHostMemoryManager *iface)
 	return __atomic_add_fetch(&fake_of(iface)->refs, 1, __ATOMIC_ACQ_REL);
 }
 
-static ULONG STDMETHODCALLTYPE fake_Release(IHostMemoryManager *iface)
+/* Drops a reference of a fake; one Release too many ends the test. */
+static ULONG release_ref(uint32_t *refs, const char *what)
 {
-	uint32_t left = __atomic_sub_fetch(&fake_of(iface)->refs, 1, __ATOMIC_ACQ_REL);
+	uint32_t left = __atomic_sub_fetch(refs, 1, __ATOMIC_ACQ_REL);
 
 	if (left == UINT32_MAX) {
-		fprintf(stderr, "FATAL: the inner manager was released more often than referenced\n");
+		fprintf(stderr, "FATAL: the inner %s was released more often than referenced\n", what);
 		abort();
 	}
 	return left;
+}
+
+static ULONG STDMETHODCALLTYPE fake_Release(IHostMemoryManager *iface)
+{
+	return release_ref(&fake_of(iface)->refs, "manager");
 }
 
 static HRESULT STDMETHODCALLTYPE fake_CreateMalloc(IHostMemoryManager *iface, DWORD type,
@@ -319,13 +325,7 @@ static ULONG STDMETHODCALLTYPE fheap_AddRef(IHostMalloc *iface)
 
 static ULONG STDMETHODCALLTYPE fheap_Release(IHostMalloc *iface)
 {
-	uint32_t left = __atomic_sub_fetch(&heap_of(iface)->refs, 1, __ATOMIC_ACQ_REL);
-
-	if (left == UINT32_MAX) {
-		fprintf(stderr, "FATAL: the inner heap was released more often than referenced\n");
-		abort();
-	}
-	return left;
+	return release_ref(&heap_of(iface)->refs, "heap");
 }
 
 static HRESULT STDMETHODCALLTYPE fheap_Alloc(IHostMalloc *iface, SIZE_T size,
