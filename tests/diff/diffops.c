@@ -294,11 +294,9 @@ static void op_write_watch(void)
 	}
 }
 
-static void op_commit(void)
+/* VirtualAlloc of `type` over a range of live slot s (none when s < 0), and what came of it. */
+static void alloc_in_slot(const char *name, int s, DWORD type, DWORD protect)
 {
-	int s = live_slot();
-	DWORD protect = some_protection();
-	DWORD type = pick(12) ? MEM_COMMIT : MEM_COMMIT | MEM_RESERVE;
 	size_t off, len;
 	void *p = NULL;
 	HRESULT hr;
@@ -312,9 +310,18 @@ static void op_commit(void)
 					     eTaskCritical, &p);
 	describe(slots[s].base + off, at, sizeof(at));
 	describe(p, out, sizeof(out));
-	line("commit at=%s len=%#zx type=%#lx prot=%#lx hr=%s out=%s", at, len,
+	line("%s at=%s len=%#zx type=%#lx prot=%#lx hr=%s out=%s", name, at, len,
 	     (unsigned long)type, (unsigned long)protect, clrmemtrace_hresult_name(hr), out);
 	print_runs(s);
+}
+
+static void op_commit(void)
+{
+	int s = live_slot();
+	DWORD protect = some_protection();
+	DWORD type = pick(12) ? MEM_COMMIT : MEM_COMMIT | MEM_RESERVE;
+
+	alloc_in_slot("commit", s, type, protect);
 }
 
 static void op_decommit(void)
@@ -363,22 +370,8 @@ static void op_reset(void)
 	int s = live_slot();
 	DWORD type = MEM_RESET | extra[pick(sizeof(extra) / sizeof(extra[0]))];
 	DWORD protect = some_protection();
-	size_t off, len;
-	void *p = NULL;
-	HRESULT hr;
-	char at[48], out[48];
 
-	if (s < 0) {
-		return;
-	}
-	some_range(s, &off, &len);
-	hr = IHostMemoryManager_VirtualAlloc(mm, slots[s].base + off, len, type, protect,
-					     eTaskCritical, &p);
-	describe(slots[s].base + off, at, sizeof(at));
-	describe(p, out, sizeof(out));
-	line("reset at=%s len=%#zx type=%#lx prot=%#lx hr=%s out=%s", at, len,
-	     (unsigned long)type, (unsigned long)protect, clrmemtrace_hresult_name(hr), out);
-	print_runs(s);
+	alloc_in_slot("reset", s, type, protect);
 }
 
 static void op_release(void)
