@@ -562,50 +562,19 @@ static void os_wrong(struct cmt_engine *e, struct cmt_manager *m)
 	}
 }
 
-static void account_runs(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_resv *r,
-			 bool add)
-{
-	uint32_t i;
-
-	for (i = 0; i < r->nruns; i++) {
-		if (r->runs[i].state & CMT_RUN_COMMITTED) {
-			uint64_t b = cmt_resv_bytes(r, r->runs[i].start, cmt_resv_run_end(r, i));
-
-			if (add) {
-				cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
-			} else {
-				cmt_sub_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
-			}
-		}
-	}
-}
-
-/* Region r (owned) joins the view, made at time_ns by thread tid. */
+/* Region r (owned) joins the view, made now by thread tid. */
 static struct cmt_region *os_insert(struct cmt_engine *e, struct cmt_manager *m,
-				    struct cmt_resv *r, int64_t time_ns, uint64_t tid)
+				    struct cmt_resv *r, uint64_t tid)
 {
-	struct cmt_region *reg = calloc(1, sizeof(*reg));
+	struct cmt_region *reg = cmt_vm_link(e, m, r, tid);
 
 	if (!reg) {
-		cmt_fail(e);
-		free(r);
+		/* Unless memory ran out, the view was cut there first: only a bug gets here. */
+		if (!e->failed) {
+			os_wrong(e, m);
+		}
 		return NULL;
 	}
-	reg->node.key = r->base;
-	reg->cur = r;
-	reg->time_ns = time_ns;
-	reg->tid = tid;
-	if (cmt_tree_insert(&m->tree, &reg->node) != 0) {
-		/* The view was cut there first: only a bug gets here. */
-		free(reg);
-		free(r);
-		os_wrong(e, m);
-		return NULL;
-	}
-	m->v.regions++;
-	e->regions++;
-	cmt_add_reserved(e, m, r->end - r->base);
-	account_runs(e, m, r, true);
 	if (e->cfg.mode == CMT_MODE_PERFETTO) {
 		cmt_perfetto_begin(e, m, reg, e->now);
 	}
@@ -705,7 +674,7 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 			if (cmt_tree_insert(&m->tree, &reg->node) != 0) {
 				/* Regions never overlap: only a bug gets here. */
 				cmt_sub_reserved(e, m, reg->cur->end - reg->cur->base);
-				account_runs(e, m, reg->cur, false);
+				cmt_vm_account(e, m, reg->cur, false);
 				m->v.regions--;
 				e->regions--;
 				free(reg->cur);
@@ -725,7 +694,7 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 
 		if (!r2) {
 			cmt_sub_reserved(e, m, right->end - right->base);
-			account_runs(e, m, right, false);
+			cmt_vm_account(e, m, right, false);
 			cmt_fail(e);
 			free(right);
 		} else {
@@ -735,7 +704,7 @@ static void cut_region(struct cmt_engine *e, struct cmt_manager *m, struct cmt_r
 			r2->tid = reg->tid;
 			if (cmt_tree_insert(&m->tree, &r2->node) != 0) {
 				cmt_sub_reserved(e, m, right->end - right->base);
-				account_runs(e, m, right, false);
+				cmt_vm_account(e, m, right, false);
 				os_wrong(e, m);
 				free(r2);
 				free(right);
@@ -1021,7 +990,7 @@ static void on_mmap(struct cmt_engine *e, struct cmt_manager *m, const struct cm
 			return;
 		}
 		nr->tag = tag;
-		os_insert(e, m, nr, e->now, ev->tid);
+		os_insert(e, m, nr, ev->tid);
 	}
 	if ((prot & OS_PROT_WRITE) && (prot & OS_PROT_EXEC)) {
 		size_t before = e->anomalies.n;
@@ -1113,7 +1082,7 @@ static void os_unseen(struct cmt_engine *e, struct cmt_manager *m, uint64_t lo, 
 				cmt_fail(e);
 				return;
 			}
-			os_insert(e, m, nr, e->now, tid);
+			os_insert(e, m, nr, tid);
 		}
 		if (!r || r->base >= hi) {
 			break;
@@ -1340,7 +1309,7 @@ static void on_mremap(struct cmt_engine *e, struct cmt_manager *m, const struct 
 					return;
 				}
 				nr->tag = tag;
-				os_insert(e, m, nr, e->now, ev->tid);
+				os_insert(e, m, nr, ev->tid);
 			}
 		}
 	} else {
@@ -1371,7 +1340,7 @@ static void on_mremap(struct cmt_engine *e, struct cmt_manager *m, const struct 
 			return;
 		}
 		nr->tag = tag;
-		os_insert(e, m, nr, e->now, ev->tid);
+		os_insert(e, m, nr, ev->tid);
 	}
 	m->seq++;
 	if (timeline(e)) {
@@ -1551,8 +1520,8 @@ static void adopt(struct cmt_engine *e, struct cmt_manager *m, struct cmt_region
 			e->sinkp->ended(e->sinkp->ctx, old, &old->runs[i], end, e->now);
 		}
 	}
-	account_runs(e, m, old, false);
-	account_runs(e, m, nr, true);
+	cmt_vm_account(e, m, old, false);
+	cmt_vm_account(e, m, nr, true);
 	reg->cur = nr;
 	free(old);
 }
@@ -1634,7 +1603,7 @@ static void on_maps_end(struct cmt_engine *e, struct cmt_manager *m, const struc
 	}
 	for (k = 0; k < os->nbuilt; k++) {
 		if (os->built[k]) {
-			os_insert(e, m, os->built[k], e->now, m->dump.tid);
+			os_insert(e, m, os->built[k], m->dump.tid);
 		}
 	}
 	os->nbuilt = 0;

@@ -561,6 +561,16 @@ uint32_t cmt_site_intern(struct cmt_engine *e, const char *file, int64_t line);
 void cmt_vm_alloc(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 void cmt_vm_free(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
 void cmt_vm_protect(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_event *ev);
+/* Adds (or, without `add`, takes away) the committed bytes of r's runs to the totals. */
+void cmt_vm_account(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_resv *r,
+		    bool add);
+/*
+ * Region r (owned) joins m's state, made now by thread tid, counted in the
+ * reserved and committed totals; NULL when memory runs out or a region of m
+ * starts there already (r is freed then).
+ */
+struct cmt_region *cmt_vm_link(struct cmt_engine *e, struct cmt_manager *m, struct cmt_resv *r,
+			       uint64_t tid);
 /*
  * The committed totals as pages [first, last) of old take `state`: what
  * old's runs committed there is taken away, what `state` commits is added.

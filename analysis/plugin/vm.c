@@ -143,9 +143,8 @@ static void history_push(struct cmt_engine *e, struct cmt_manager *m, uint64_t s
 
 /* ---------- Applying changes ---------- */
 
-/* Adds (sign 1) or removes (sign -1) the committed bytes of r to the totals. */
-static void account_committed(struct cmt_engine *e, struct cmt_manager *m,
-			      const struct cmt_resv *r, int sign)
+void cmt_vm_account(struct cmt_engine *e, struct cmt_manager *m, const struct cmt_resv *r,
+		    bool add)
 {
 	uint32_t i;
 
@@ -153,7 +152,7 @@ static void account_committed(struct cmt_engine *e, struct cmt_manager *m,
 		if (r->runs[i].state & CMT_RUN_COMMITTED) {
 			uint64_t b = cmt_resv_bytes(r, r->runs[i].start, cmt_resv_run_end(r, i));
 
-			if (sign > 0) {
+			if (add) {
 				cmt_add_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
 			} else {
 				cmt_sub_committed(e, m, cmt_protect_key(r, r->runs[i].state), b);
@@ -172,9 +171,8 @@ static void released_add(struct cmt_engine *e, struct cmt_manager *m, uint64_t b
 	}
 }
 
-static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager *m,
-					struct cmt_resv *r, uint64_t tid, bool has_level,
-					int64_t level)
+struct cmt_region *cmt_vm_link(struct cmt_engine *e, struct cmt_manager *m, struct cmt_resv *r,
+			       uint64_t tid)
 {
 	struct cmt_region *reg = calloc(1, sizeof(*reg));
 
@@ -187,8 +185,6 @@ static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager
 	reg->cur = r;
 	reg->time_ns = e->now;
 	reg->tid = tid;
-	reg->level = level;
-	reg->level_known = has_level;
 	if (cmt_tree_insert(&m->tree, &reg->node) != 0) {
 		free(reg);
 		free(r);
@@ -197,7 +193,21 @@ static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager
 	m->v.regions++;
 	e->regions++;
 	cmt_add_reserved(e, m, r->end - r->base);
-	account_committed(e, m, r, 1);
+	cmt_vm_account(e, m, r, true);
+	return reg;
+}
+
+static struct cmt_region *insert_region(struct cmt_engine *e, struct cmt_manager *m,
+					struct cmt_resv *r, uint64_t tid, bool has_level,
+					int64_t level)
+{
+	struct cmt_region *reg = cmt_vm_link(e, m, r, tid);
+
+	if (!reg) {
+		return NULL;
+	}
+	reg->level = level;
+	reg->level_known = has_level;
 	cmt_map_remove(&m->released, r->base);
 	/* The manager's reservation: no longer the mmap view's pages. */
 	cmt_os_claim(e, m, r->base, r->end, tid);
@@ -217,7 +227,7 @@ static struct cmt_resv *remove_region(struct cmt_engine *e, struct cmt_manager *
 	m->v.regions--;
 	e->regions--;
 	cmt_sub_reserved(e, m, r->end - r->base);
-	account_committed(e, m, r, -1);
+	cmt_vm_account(e, m, r, false);
 	e->span_m = m;
 	cmt_resv_end_all(r, e->now, e->sinkp);
 	if (e->cfg.mode == CMT_MODE_PERFETTO) {
@@ -764,11 +774,11 @@ void cmt_vm_dump_end(struct cmt_engine *e, struct cmt_manager *m, const struct c
 			} else {
 				struct cmt_resv *old = reg->cur;
 
-				account_committed(e, m, old, -1);
+				cmt_vm_account(e, m, old, false);
 				cmt_resv_end_all(old, e->now, e->sinkp);
 				reg->cur = built[i];
 				built[i] = NULL;
-				account_committed(e, m, reg->cur, 1);
+				cmt_vm_account(e, m, reg->cur, true);
 				free(old);
 			}
 			i++;
